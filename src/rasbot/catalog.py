@@ -1,0 +1,275 @@
+"""The catalog: every servable release, parsed once, as one immutable snapshot.
+
+A snapshot is built from the raw GitHub release listing and never changes afterwards;
+a refresh builds a new one and swaps it in whole, so a request always sees one
+consistent catalog. Whatever cannot be served is kept as a `Problem` for the
+operators instead of stopping the build.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from rasbot.releasebody import PackageSpec, parse_body
+from rasbot.versions import Version, parse_version
+
+CHANNELS = ("stable", "prerelease", "beta")
+INSTALL = "install"
+UPDATE = "update"
+
+# GitHub keeps letters, digits and these in uploaded file names; anything else
+# becomes a dot ("RasPlex 1.0.img.gz" is served as "RasPlex.1.0.img.gz").
+_GITHUB_RENAMED = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """A file attached to a GitHub release."""
+
+    name: str
+    url: str
+    size: int
+    # GitHub's running count changes all the time; it is not part of what is served.
+    download_count: int = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """An install image or update archive of one release for one device."""
+
+    device: str
+    kind: str
+    url: str
+    checksum: str
+    asset: Asset | None
+
+    @property
+    def file_name(self) -> str:
+        """The last path segment of the download URL."""
+        return unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something in a release that keeps it, or one of its packages, from devices."""
+
+    release: str
+    reason: str
+    device: str | None = None
+    kind: str | None = None
+
+    def __str__(self) -> str:
+        where = " ".join(part for part in (self.device, self.kind) if part)
+        return f"{self.release}: {where + ': ' if where else ''}{self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """One servable release."""
+
+    id: int
+    name: str
+    tag: str
+    version: Version
+    channel: str
+    draft: bool
+    published_at: datetime
+    changes: tuple[str, ...]
+    install: Mapping[str, Package]
+    update: Mapping[str, Package]
+    declared: frozenset[str]
+    assets: Mapping[str, Asset]
+
+    def update_package(self, general: str, specific: str | None) -> Package | None:
+        """The update package for a board, honouring a declared specific device."""
+        if specific is not None and specific in self.declared:
+            return self.update.get(specific)
+        return self.update.get(general)
+
+    def download(self, name: str) -> Asset | Package | None:
+        """The asset or package served as ``name`` under /download/<tag>/."""
+        asset = self.assets.get(name)
+        if asset is not None:
+            return asset
+        for package in (*self.install.values(), *self.update.values()):
+            if package.file_name == name:
+                return package
+        return None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """An immutable snapshot of the servable releases, highest version first."""
+
+    releases: tuple[Release, ...]
+    problems: tuple[Problem, ...]
+    revision: int = 0
+    fetched_at: datetime | None = None
+    changed_at: datetime | None = None
+    _by_tag: dict[str, Release] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_tag", {r.tag: r for r in self.releases})
+
+    def by_tag(self, tag: str) -> Release | None:
+        """The release published under ``tag``."""
+        return self._by_tag.get(tag)
+
+    def on_channels(self, channels: Iterable[str]) -> Iterable[Release]:
+        """Releases on any of ``channels``, highest version first."""
+        wanted = frozenset(channels)
+        return (r for r in self.releases if r.channel in wanted)
+
+
+EMPTY = Catalog(releases=(), problems=())
+
+
+def build_catalog(
+    raw_releases: Sequence[Mapping[str, Any]],
+    *,
+    devices: Sequence[str],
+    serve_beta_drafts: bool = False,
+) -> tuple[tuple[Release, ...], tuple[Problem, ...]]:
+    """Parse GitHub release objects into servable releases and problems.
+
+    ``devices`` are the known device ids in their canonical spelling; ids in release
+    bodies are matched against them case-insensitively.
+    """
+    canonical = {device.lower(): device for device in devices}
+    releases: dict[Version, Release] = {}
+    problems: list[Problem] = []
+    for raw in raw_releases:
+        release = _build_release(raw, canonical, serve_beta_drafts, problems)
+        if release is None:
+            continue
+        clash = releases.get(release.version)
+        if clash is not None:
+            kept, dropped = sorted((clash, release), key=lambda r: r.published_at)[::-1]
+            problems.append(
+                Problem(dropped.name, f"same version as {kept.tag}; not served")
+            )
+            release = kept
+        releases[release.version] = release
+    ordered = sorted(releases.values(), key=lambda r: r.version, reverse=True)
+    return tuple(ordered), tuple(problems)
+
+
+def _build_release(
+    raw: Mapping[str, Any],
+    canonical: Mapping[str, str],
+    serve_beta_drafts: bool,
+    problems: list[Problem],
+) -> Release | None:
+    tag = str(raw.get("tag_name") or "")
+    name = str(raw.get("name") or "").strip() or tag
+    label = name or f"release {raw.get('id')}"
+
+    version = parse_version(name)
+    if version is None:
+        problems.append(Problem(label, f"name {name!r} is not a version; not served"))
+        return None
+
+    body = parse_body(raw.get("body"))
+    problems.extend(Problem(label, reason) for reason in body.problems)
+    if not body.usable or body.channel is None:
+        return None
+
+    draft = bool(raw.get("draft"))
+    if draft and not (serve_beta_drafts and body.channel == "beta"):
+        return None
+
+    published = _timestamp(raw.get("published_at") or raw.get("created_at"))
+    if published is None:
+        problems.append(Problem(label, "no publication time; not served"))
+        return None
+
+    assets = _assets(raw.get("assets"))
+    packages = [
+        _package(spec, canonical, assets, label, problems) for spec in body.packages
+    ]
+    return Release(
+        id=int(raw.get("id") or 0),
+        name=name,
+        tag=tag or name,
+        version=version,
+        channel=body.channel,
+        draft=draft,
+        published_at=published,
+        changes=body.changes,
+        install={p.device: p for p in packages if p and p.kind == INSTALL},
+        update={p.device: p for p in packages if p and p.kind == UPDATE},
+        declared=frozenset(_canonical(s.device, canonical) for s in body.packages),
+        assets=assets,
+    )
+
+
+def _package(
+    spec: PackageSpec,
+    canonical: Mapping[str, str],
+    assets: Mapping[str, Asset],
+    label: str,
+    problems: list[Problem],
+) -> Package | None:
+    device = _canonical(spec.device, canonical)
+    if spec.problem is not None or spec.checksum is None:
+        reason = spec.problem or "no checksum"
+        problems.append(Problem(label, reason, device, spec.kind))
+        return None
+
+    asset = _find_asset(spec.file, assets)
+    if spec.url:
+        url = spec.url
+    elif asset is not None:
+        url = asset.url
+    else:
+        reason = f"file {spec.file!r} is not among the release's uploaded assets"
+        problems.append(Problem(label, reason, device, spec.kind))
+        return None
+    return Package(device, spec.kind, url, spec.checksum, asset)
+
+
+def _find_asset(file: str | None, assets: Mapping[str, Asset]) -> Asset | None:
+    if not file:
+        return None
+    return assets.get(file) or assets.get(_GITHUB_RENAMED.sub(".", file))
+
+
+def _assets(raw_assets: Any) -> dict[str, Asset]:
+    assets: dict[str, Asset] = {}
+    for raw in raw_assets if isinstance(raw_assets, list) else ():
+        if not isinstance(raw, Mapping):
+            continue
+        # An asset still uploading has no content yet: treat it as absent.
+        if raw.get("state", "uploaded") != "uploaded":
+            continue
+        name, url = raw.get("name"), raw.get("browser_download_url")
+        if isinstance(name, str) and isinstance(url, str):
+            size = _int(raw.get("size"))
+            count = _int(raw.get("download_count"))
+            assets[name] = Asset(name, url, size, count)
+    return assets
+
+
+def _canonical(device: str, canonical: Mapping[str, str]) -> str:
+    return canonical.get(device.lower(), device)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
