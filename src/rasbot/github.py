@@ -1,0 +1,285 @@
+"""Where releases come from: GitHub's releases API, or a JSON file in its format.
+
+A source returns a complete `Listing` or raises `SourceError`; there is no partial
+result, so a failure can never replace the catalog with part of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+
+from rasbot import __version__
+
+log = structlog.get_logger(__name__)
+
+# Only these fields of a GitHub release are used; keeping just them makes the
+# persisted catalog a fraction of the size of GitHub's answer.
+_RELEASE_FIELDS = (
+    "id",
+    "tag_name",
+    "name",
+    "draft",
+    "prerelease",
+    "created_at",
+    "published_at",
+    "body",
+    "html_url",
+)
+_ASSET_FIELDS = (
+    "id",
+    "name",
+    "size",
+    "download_count",
+    "state",
+    "browser_download_url",
+)
+
+# A Link chain longer than this is a loop, not a release history.
+_MAX_PAGES = 500
+
+
+class SourceError(Exception):
+    """A listing could not be completed. ``retry_at`` is a time.time() to wait for."""
+
+    def __init__(self, reason: str, *, retry_at: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_at = retry_at
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing, with what is needed to ask for it conditionally."""
+
+    url: str
+    releases: tuple[dict[str, Any], ...]
+    etag: str | None = None
+    next_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A complete listing of releases, in the order the source gave them."""
+
+    pages: tuple[Page, ...]
+    not_modified: bool = False
+
+    @property
+    def releases(self) -> list[dict[str, Any]]:
+        """Every release of every page."""
+        return [release for page in self.pages for release in page.releases]
+
+    @property
+    def digest(self) -> str:
+        """A digest of what is served, to tell whether anything changed.
+
+        Download counts are left out: they change all the time and serve nothing.
+        """
+        served = [
+            {**release, "assets": [_uncounted(a) for a in release["assets"]]}
+            for release in self.releases
+        ]
+        text = json.dumps(served, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _uncounted(asset: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in asset.items() if key != "download_count"}
+
+
+@dataclass
+class RateLimit:
+    """GitHub's rate-limit state as last reported."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_at: float | None = None
+    seen_at: float = field(default_factory=time.time)
+
+
+class Source(Protocol):
+    """Anything that can list releases."""
+
+    description: str
+    rate_limit: RateLimit
+
+    async def fetch(self, previous: Sequence[Page]) -> Listing: ...
+
+    async def aclose(self) -> None: ...
+
+
+def trim_release(raw: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a GitHub release object that rasbot uses."""
+    release = {key: raw.get(key) for key in _RELEASE_FIELDS}
+    assets = raw.get("assets")
+    release["assets"] = [
+        {key: asset.get(key) for key in _ASSET_FIELDS}
+        for asset in (assets if isinstance(assets, list) else [])
+        if isinstance(asset, dict)
+    ]
+    return release
+
+
+class FileSource:
+    """Releases from a JSON file holding an array in GitHub's release format."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"file:{path}"
+        self.rate_limit = RateLimit()
+
+    async def fetch(self, previous: Sequence[Page]) -> Listing:
+        """Read the whole file; it is either a valid listing or an error."""
+        try:
+            data = json.loads(self.path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"cannot read {self.path}: {exc}") from None
+        releases = _release_list(data, str(self.path))
+        return Listing((Page(str(self.path), releases),))
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class GitHubSource:
+    """All releases of one repository, page by page, asked conditionally."""
+
+    def __init__(
+        self,
+        api_url: str,
+        repo: str,
+        *,
+        token: str | None = None,
+        timeout_seconds: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._first_url = f"{api_url.rstrip('/')}/repos/{repo}/releases?per_page=100"
+        self._origin = _origin(api_url)
+        self.description = f"github:{repo}"
+        self.rate_limit = RateLimit()
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": f"rasbot/{__version__}",
+        }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout_seconds),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._client.aclose()
+
+    async def fetch(self, previous: Sequence[Page]) -> Listing:
+        """Every page of the listing; pages whose ETag still matches are reused."""
+        known = {page.url: page for page in previous}
+        pages: list[Page] = []
+        url: str | None = self._first_url
+        unchanged = True
+        while url is not None:
+            if len(pages) >= _MAX_PAGES:
+                raise SourceError(f"more than {_MAX_PAGES} pages: Link headers loop")
+            page, fresh = await self._fetch_page(url, known.get(url))
+            unchanged = unchanged and not fresh
+            pages.append(page)
+            url = page.next_url
+        unchanged = unchanged and len(pages) == len(previous)
+        return Listing(tuple(pages), not_modified=unchanged)
+
+    async def _fetch_page(self, url: str, cached: Page | None) -> tuple[Page, bool]:
+        # The token goes in a header; a Link elsewhere must not take it along.
+        if _origin(url) != self._origin:
+            raise SourceError(f"pagination left {self._origin}: {_safe(url)}")
+        headers = {"If-None-Match": cached.etag} if cached and cached.etag else {}
+        try:
+            response = await self._client.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise SourceError(f"{type(exc).__name__} on {_safe(url)}") from None
+        self._note_rate_limit(response)
+
+        if response.status_code == 304 and cached is not None:
+            return cached, False
+        if response.status_code != 200:
+            raise self._failure(response)
+        releases = _release_list(_json_body(response), _safe(url))
+        next_url = response.links.get("next", {}).get("url")
+        return Page(url, releases, response.headers.get("ETag"), next_url), True
+
+    def _note_rate_limit(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "X-RateLimit-Remaining" not in headers:
+            return
+        self.rate_limit = RateLimit(
+            limit=_header_int(headers, "X-RateLimit-Limit"),
+            remaining=_header_int(headers, "X-RateLimit-Remaining"),
+            reset_at=_header_int(headers, "X-RateLimit-Reset"),
+        )
+
+    def _failure(self, response: httpx.Response) -> SourceError:
+        status = response.status_code
+        message = _error_message(response)
+        retry_after = _header_int(response.headers, "Retry-After")
+        if retry_after is not None:
+            return SourceError(
+                f"HTTP {status}: {message}", retry_at=time.time() + retry_after
+            )
+        if status in (403, 429) and self.rate_limit.remaining == 0:
+            return SourceError(
+                f"rate limited: {message}", retry_at=self.rate_limit.reset_at
+            )
+        return SourceError(f"HTTP {status}: {message}")
+
+
+def _release_list(data: Any, where: str) -> tuple[dict[str, Any], ...]:
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise SourceError(f"{where} is not a JSON array of releases")
+    return tuple(trim_release(release) for release in data)
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise SourceError(f"invalid JSON from {_safe(str(response.url))}") from None
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        message = response.json().get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or response.reason_phrase)[:200]
+
+
+def _header_int(headers: httpx.Headers, name: str) -> int | None:
+    try:
+        return int(headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _safe(url: str) -> str:
+    """A URL fit for a log line: without query string or credentials."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+    return f"{parts.scheme}://{host}{parts.path}"

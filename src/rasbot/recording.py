@@ -1,0 +1,118 @@
+"""Recording requests for statistics, off the request path.
+
+A handler calls `Recorder.record`, which only appends to an in-memory batch: no I/O
+and no await, so recording can neither delay nor change an answer. A background task
+writes the batches. When the database is away, rows wait in memory up to a bound;
+past the bound the oldest are dropped and counted, never silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rasbot import db
+
+log = structlog.get_logger(__name__)
+
+TABLES: Mapping[str, sa.Table] = {
+    table.name: table
+    for table in (db.update_checks, db.updates_staged, db.installs, db.downloads)
+}
+
+# One INSERT carries at most this many rows, well under every database's limits.
+_BATCH_ROWS = 1000
+
+
+class Recorder:
+    """A bounded queue of rows and the task that writes them."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, max_rows: int, flush_seconds: float
+    ) -> None:
+        self._engine = engine
+        self._rows: deque[tuple[str, dict[str, Any]]] = deque()
+        self._max_rows = max_rows
+        self._flush_seconds = flush_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+
+    @property
+    def pending(self) -> int:
+        """Rows waiting to be written."""
+        return len(self._rows)
+
+    def record(self, table: str, **row: Any) -> None:
+        """Queue one row for ``table``; never blocks, never raises for a full queue."""
+        row.setdefault("at", datetime.now(UTC))
+        if len(self._rows) >= self._max_rows:
+            self._rows.popleft()
+            self.dropped += 1
+        self._rows.append((table, row))
+        if len(self._rows) >= _BATCH_ROWS:
+            self._wake.set()
+
+    def start(self) -> None:
+        """Start the background writer."""
+        self._task = asyncio.create_task(self._run(), name="rasbot-recorder")
+
+    async def stop(self) -> None:
+        """Stop the writer after one last attempt to write what is queued."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
+            self._wake.clear()
+            if not await self.flush():
+                # The database is away: wait a little longer before the next try.
+                await asyncio.sleep(self._flush_seconds)
+
+    async def flush(self) -> bool:
+        """Write every queued row; False when the database refused (rows kept)."""
+        while self._rows:
+            batch = [
+                self._rows.popleft() for _ in range(min(_BATCH_ROWS, self.pending))
+            ]
+            try:
+                await self._write(batch)
+            except (SQLAlchemyError, OSError) as exc:
+                self._rows.extendleft(reversed(batch))
+                self._trim()
+                self.failures += 1
+                log.warning("recording.write_failed", rows=self.pending, error=str(exc))
+                return False
+            self.written += len(batch)
+        return True
+
+    async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        by_table: dict[str, list[dict[str, Any]]] = {}
+        for table, row in batch:
+            by_table.setdefault(table, []).append(row)
+        async with self._engine.begin() as conn:
+            for table, rows in by_table.items():
+                await conn.execute(sa.insert(TABLES[table]), rows)
+
+    def _trim(self) -> None:
+        # Rows recorded while a write was failing may have pushed past the bound.
+        while len(self._rows) > self._max_rows:
+            self._rows.popleft()
+            self.dropped += 1

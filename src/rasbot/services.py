@@ -1,0 +1,101 @@
+"""The long-lived parts of a running rasbot, built from the settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rasbot import db, migrate
+from rasbot.github import FileSource, GitHubSource, Source
+from rasbot.recording import Recorder
+from rasbot.settings import Settings
+from rasbot.sync import CatalogStore, Syncer
+from rasbot.whitelist import Whitelist
+
+# How often each process rereads state that another process may have changed.
+WHITELIST_RELOAD_SECONDS = 5.0
+CATALOG_FOLLOW_SECONDS = 3.0
+
+
+def make_source(settings: Settings) -> Source:
+    """The release source the settings name: a file, or GitHub."""
+    if settings.releases_file is not None:
+        return FileSource(settings.releases_file)
+    token = settings.github_token.get_secret_value() if settings.github_token else None
+    return GitHubSource(
+        settings.github_api_url,
+        settings.github_repo,
+        token=token,
+        timeout_seconds=settings.github_timeout_seconds,
+    )
+
+
+@dataclass
+class Services:
+    """Database, catalog, whitelist and recorder of one process."""
+
+    settings: Settings
+    engine: AsyncEngine
+    syncer: Syncer
+    whitelist: Whitelist
+    recorder: Recorder
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """Wire the parts together; nothing is connected until `start`."""
+        engine = db.create_engine(settings.database_url)
+        syncer = Syncer(
+            make_source(settings),
+            CatalogStore(engine),
+            devices=[device for device, _ in settings.device_names],
+            serve_beta_drafts=settings.serve_beta_drafts,
+        )
+        recorder = Recorder(
+            engine,
+            max_rows=settings.record_queue_max,
+            flush_seconds=settings.record_flush_seconds,
+        )
+        return cls(settings, engine, syncer, Whitelist(engine), recorder)
+
+    async def open(self, *, migrate_schema: bool = True) -> None:
+        """Migrate, then load the stored catalog and whitelist (no background work)."""
+        if migrate_schema:
+            await migrate.upgrade(self.engine)
+        await self.syncer.load()
+        await self.whitelist.reload()
+
+    async def start(self) -> None:
+        """Open, then start polling, reloading and recording in the background."""
+        await self.open()
+        self.recorder.start()
+        self._spawn(self.whitelist.reload_forever(WHITELIST_RELOAD_SECONDS))
+        self._spawn(self.syncer.follow_forever(CATALOG_FOLLOW_SECONDS))
+        poll = self.settings.github_poll_seconds
+        if poll > 0:
+            self._spawn(self.syncer.poll_forever(poll))
+        else:
+            self._spawn(self._refresh_once())
+
+    async def _refresh_once(self) -> None:
+        await self.syncer.refresh("start")
+
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(job))
+
+    async def close(self) -> None:
+        """Stop background work, write what is recorded, close connections."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.recorder.stop()
+        await self.syncer.aclose()
+        await self.engine.dispose()

@@ -1,0 +1,337 @@
+"""Keeping the catalog in step with the release source.
+
+A refresh lists every release, builds a new snapshot, persists it and swaps it in.
+Only a complete listing gets that far: any failure leaves the served catalog and the
+stored one as they were. Concurrent triggers share one refresh in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rasbot import db
+from rasbot.catalog import EMPTY, Catalog, Problem, build_catalog
+from rasbot.github import Listing, Page, Source, SourceError
+
+log = structlog.get_logger(__name__)
+
+_STATE_NAME = "main"
+
+
+@dataclass(frozen=True)
+class StoredCatalog:
+    """The catalog as persisted: the raw listing and its bookkeeping."""
+
+    revision: int
+    digest: str
+    source: str
+    pages: tuple[Page, ...]
+    fetched_at: datetime
+    changed_at: datetime
+
+
+class CatalogStore:
+    """The last good listing in the database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def load(self) -> StoredCatalog | None:
+        """The stored listing, or None when there is none yet."""
+        table = db.catalog_state
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(table).where(table.c.name == _STATE_NAME))
+            ).first()
+        if row is None:
+            return None
+        return StoredCatalog(
+            revision=row.revision,
+            digest=row.digest,
+            source=row.source,
+            pages=_pages_from_json(row.pages),
+            fetched_at=db.as_utc(row.fetched_at),
+            changed_at=db.as_utc(row.changed_at),
+        )
+
+    async def revision(self) -> int | None:
+        """The stored revision: a cheap check whether another process synced."""
+        table = db.catalog_state
+        async with self._engine.connect() as conn:
+            found: int | None = await conn.scalar(
+                sa.select(table.c.revision).where(table.c.name == _STATE_NAME)
+            )
+        return found
+
+    async def save(self, listing: Listing, source: str) -> StoredCatalog:
+        """Store ``listing``; the revision goes up when its releases changed."""
+        now = datetime.now(UTC)
+        table = db.catalog_state
+        digest = listing.digest
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(table.c.revision, table.c.digest, table.c.changed_at)
+                    .where(table.c.name == _STATE_NAME)
+                    .with_for_update()
+                )
+            ).first()
+            values: dict[str, Any] = {
+                "digest": digest,
+                "source": source,
+                "pages": _pages_to_json(listing.pages),
+                "fetched_at": now,
+            }
+            if row is None:
+                revision, changed_at = 1, now
+                await conn.execute(
+                    sa.insert(table).values(
+                        name=_STATE_NAME, revision=1, changed_at=now, **values
+                    )
+                )
+            else:
+                same = row.digest == digest
+                revision = row.revision if same else row.revision + 1
+                changed_at = db.as_utc(row.changed_at) if same else now
+                await conn.execute(
+                    sa.update(table)
+                    .where(table.c.name == _STATE_NAME)
+                    .values(revision=revision, changed_at=changed_at, **values)
+                )
+        return StoredCatalog(revision, digest, source, listing.pages, now, changed_at)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one refresh did."""
+
+    ok: bool
+    changed: bool
+    revision: int
+    changes: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    error: str | None = None
+
+
+@dataclass
+class SyncStatus:
+    """What health checks and operators want to know about syncing."""
+
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    retry_at: float | None = None
+    refreshes: dict[str, int] = field(default_factory=dict)
+
+
+class Syncer:
+    """Owns the served catalog and every way of refreshing it."""
+
+    def __init__(
+        self,
+        source: Source,
+        store: CatalogStore,
+        *,
+        devices: Sequence[str],
+        serve_beta_drafts: bool = False,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.catalog: Catalog = EMPTY
+        self.status = SyncStatus()
+        self._devices = tuple(devices)
+        self._serve_beta_drafts = serve_beta_drafts
+        self._pages: tuple[Page, ...] = ()
+        self._in_flight: asyncio.Task[SyncResult] | None = None
+
+    async def load(self) -> Catalog:
+        """Serve the stored catalog, so a restart needs no source at all."""
+        stored = await self.store.load()
+        if stored is not None:
+            self._pages = stored.pages
+            self.catalog = await self._build(stored)
+            log.info("catalog.loaded", revision=stored.revision, source=stored.source)
+        return self.catalog
+
+    async def refresh(self, trigger: str = "manual") -> SyncResult:
+        """Sync now, or join the refresh already in flight."""
+        if self._in_flight is None or self._in_flight.done():
+            self._in_flight = asyncio.create_task(self._refresh(trigger))
+        return await asyncio.shield(self._in_flight)
+
+    async def _refresh(self, trigger: str) -> SyncResult:
+        self.status.last_attempt = datetime.now(UTC)
+        self.status.refreshes[trigger] = self.status.refreshes.get(trigger, 0) + 1
+        started = time.monotonic()
+        try:
+            listing = await self.source.fetch(self._pages)
+            stored = await self.store.save(listing, self.source.description)
+        except (SourceError, SQLAlchemyError, OSError) as exc:
+            return self._failed(exc, trigger)
+
+        previous = self.catalog
+        self._pages = listing.pages
+        if stored.revision != previous.revision or previous is EMPTY:
+            self.catalog = await self._build(stored)
+        else:
+            self.catalog = _touched(previous, stored)
+        changes = describe_changes(previous, self.catalog)
+        self.status.last_success = stored.fetched_at
+        self.status.last_error = None
+        self.status.consecutive_failures = 0
+        self.status.retry_at = None
+        log.info(
+            "sync.done",
+            trigger=trigger,
+            releases=len(listing.releases),
+            not_modified=listing.not_modified,
+            revision=stored.revision,
+            changes=len(changes),
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return SyncResult(
+            True, bool(changes), stored.revision, changes, self.catalog.problems
+        )
+
+    def _failed(self, exc: Exception, trigger: str) -> SyncResult:
+        reason = exc.reason if isinstance(exc, SourceError) else type(exc).__name__
+        self.status.last_error = reason
+        self.status.consecutive_failures += 1
+        self.status.retry_at = exc.retry_at if isinstance(exc, SourceError) else None
+        log.warning("sync.failed", trigger=trigger, error=reason)
+        return SyncResult(
+            False, False, self.catalog.revision, (), self.catalog.problems, reason
+        )
+
+    async def _build(self, stored: StoredCatalog) -> Catalog:
+        releases = [r for page in stored.pages for r in page.releases]
+        # Parsing thousands of YAML bodies takes a while: keep the loop answering.
+        built, problems = await asyncio.to_thread(
+            build_catalog,
+            releases,
+            devices=self._devices,
+            serve_beta_drafts=self._serve_beta_drafts,
+        )
+        return Catalog(
+            built, problems, stored.revision, stored.fetched_at, stored.changed_at
+        )
+
+    def next_delay(self, poll_seconds: float) -> float:
+        """Seconds to the next poll: the interval, a rate-limit reset or back-off."""
+        status = self.status
+        if status.retry_at is not None:
+            return max(1.0, status.retry_at - time.time())
+        if status.consecutive_failures == 0:
+            return poll_seconds
+        backoff: float = min(
+            poll_seconds, 5.0 * 2.0 ** (status.consecutive_failures - 1)
+        )
+        return backoff * random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not crypto)
+
+    async def follow_store(self) -> bool:
+        """Swap in a newer catalog that another process stored; True if one was."""
+        try:
+            revision = await self.store.revision()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("catalog.revision_check_failed", error=str(exc))
+            return False
+        if revision is None or revision <= self.catalog.revision:
+            return False
+        await self.load()
+        return True
+
+    async def follow_forever(self, seconds: float) -> None:
+        """Check for a catalog stored by another process every ``seconds``."""
+        while True:
+            await asyncio.sleep(seconds)
+            await self.follow_store()
+
+    async def poll_forever(self, poll_seconds: float) -> None:
+        """Refresh every ``poll_seconds``, backing off while the source fails."""
+        while True:
+            await self.refresh("poll")
+            await asyncio.sleep(self.next_delay(poll_seconds))
+
+    async def aclose(self) -> None:
+        """Wait for a refresh in flight, then close the source."""
+        if self._in_flight is not None and not self._in_flight.done():
+            self._in_flight.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._in_flight
+        await self.source.aclose()
+
+
+def describe_changes(old: Catalog, new: Catalog) -> tuple[str, ...]:
+    """One line per release added, removed or changed between two catalogs."""
+    before = {r.id: r for r in old.releases}
+    after = {r.id: r for r in new.releases}
+    lines = [f"added {_label(after[i])}" for i in after.keys() - before.keys()]
+    lines += [f"removed {_label(before[i])}" for i in before.keys() - after.keys()]
+    lines += [
+        f"changed {_label(after[i])}"
+        for i in after.keys() & before.keys()
+        if after[i] != before[i]
+    ]
+    old_problems, new_problems = set(old.problems), set(new.problems)
+    lines += [f"new problem: {p}" for p in new.problems if p not in old_problems]
+    lines += [f"problem gone: {p}" for p in old.problems if p not in new_problems]
+    return tuple(sorted(lines))
+
+
+def _label(release: Any) -> str:
+    return f"{release.name} ({release.channel})"
+
+
+def _touched(catalog: Catalog, stored: StoredCatalog) -> Catalog:
+    return Catalog(
+        catalog.releases,
+        catalog.problems,
+        stored.revision,
+        stored.fetched_at,
+        stored.changed_at,
+    )
+
+
+def _pages_to_json(pages: Sequence[Page]) -> str:
+    return json.dumps(
+        [
+            {
+                "url": p.url,
+                "etag": p.etag,
+                "next_url": p.next_url,
+                "releases": p.releases,
+            }
+            for p in pages
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _pages_from_json(text: str) -> tuple[Page, ...]:
+    return tuple(
+        Page(
+            url=item["url"],
+            releases=tuple(item["releases"]),
+            etag=item.get("etag"),
+            next_url=item.get("next_url"),
+        )
+        for item in _as_list(json.loads(text))
+    )
+
+
+def _as_list(value: Any) -> list[Mapping[str, Any]]:
+    return value if isinstance(value, list) else []
