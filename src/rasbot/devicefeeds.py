@@ -207,9 +207,9 @@ def _canonical_device(svc: Services, device: str) -> str:
     return next((k for k in known if k.lower() == device.lower()), device)
 
 
-@router.api_route(
+@router.head("/download/{tag}/{name}", include_in_schema=False)
+@router.get(
     "/download/{tag}/{name}",
-    methods=["GET", "HEAD"],
     summary="Counted download redirect",
     status_code=302,
     response_class=RedirectResponse,
