@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rasbot import __version__, devicefeeds
+from rasbot import __version__, devicefeeds, health, webhook
 from rasbot.services import Services
 from rasbot.settings import Settings, load_settings
 
@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(devicefeeds.router)
+    app.include_router(health.router)
+    app.include_router(webhook.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _server_error)

@@ -106,7 +106,8 @@ def refresh() -> int:
             click.echo(f"refresh failed: {result.error}", err=True)
             click.echo("The catalog served before is unchanged.", err=True)
             return 1
-        click.echo(f"catalog revision {result.revision}")
+        listing = "not modified" if result.not_modified else "downloaded"
+        click.echo(f"listing {listing}; catalog revision {result.revision}")
         for line in result.changes or ("no changes",):
             click.echo(line)
         _echo_problems(svc.syncer.catalog)

@@ -7,7 +7,6 @@ wide enough for IPv6, so an insert never fails on length.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +116,6 @@ whitelist = sa.Table(
     sa.Column("added_by", sa.String(128), nullable=False),
     sa.Column("added_at", UtcDateTime, nullable=False),
 )
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime: SQLite and MySQL hand back naive ones."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -6,10 +6,11 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from rasbot.catalog import Package, Release
+from rasbot.clock import as_utc
 from rasbot.selection import Offer
 
 _XML_HEAD = (
@@ -20,7 +21,7 @@ _XML_HEAD = (
 
 def created_at(moment: datetime) -> str:
     """The updater's fixed-position timestamp, always in UTC."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def download_url(base_url: str | None, release: Release, package: Package) -> str:
@@ -54,7 +55,7 @@ def update_xml(offer: Offer | None, base_url: str | None) -> bytes:
     package_attrs = _attrs(
         file=url,
         fileHash=package.checksum,
-        fileName=url.rsplit("/", 1)[-1],
+        fileName=urlsplit(url).path.rsplit("/", 1)[-1],
         delta="false",
     )
     return (
@@ -88,7 +89,7 @@ def _install_entry(
         "version": release.name,
         "channel": release.channel,
         "autoupdate": update is not None,
-        "time": release.published_at.isoformat(),
+        "time": as_utc(release.published_at).isoformat(),
         "notes": "\n".join(release.changes),
         "device": device,
         "install_url": download_url(base_url, release, package),

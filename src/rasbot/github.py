@@ -10,7 +10,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -213,6 +213,11 @@ class GitHubSource:
         self._note_rate_limit(response)
 
         if response.status_code == 304 and cached is not None:
+            # A page's ETag covers its items only: a page added after it shows in
+            # the Link of the 304 alone.
+            if "link" in response.headers:
+                next_url = response.links.get("next", {}).get("url")
+                return replace(cached, next_url=next_url), next_url != cached.next_url
             return cached, False
         if response.status_code != 200:
             raise self._failure(response)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rasbot import db
 from rasbot.catalog import EMPTY, Catalog, Problem, build_catalog
+from rasbot.clock import as_utc
 from rasbot.github import Listing, Page, Source, SourceError
 
 log = structlog.get_logger(__name__)
@@ -63,8 +64,8 @@ class CatalogStore:
             digest=row.digest,
             source=row.source,
             pages=_pages_from_json(row.pages),
-            fetched_at=db.as_utc(row.fetched_at),
-            changed_at=db.as_utc(row.changed_at),
+            fetched_at=as_utc(row.fetched_at),
+            changed_at=as_utc(row.changed_at),
         )
 
     async def revision(self) -> int | None:
@@ -105,7 +106,7 @@ class CatalogStore:
             else:
                 same = row.digest == digest
                 revision = row.revision if same else row.revision + 1
-                changed_at = db.as_utc(row.changed_at) if same else now
+                changed_at = as_utc(row.changed_at) if same else now
                 await conn.execute(
                     sa.update(table)
                     .where(table.c.name == _STATE_NAME)
@@ -124,6 +125,7 @@ class SyncResult:
     changes: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
     error: str | None = None
+    not_modified: bool = False
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Syncer:
         self._serve_beta_drafts = serve_beta_drafts
         self._pages: tuple[Page, ...] = ()
         self._in_flight: asyncio.Task[SyncResult] | None = None
+        self._follow_up: asyncio.Task[None] | None = None
 
     async def load(self) -> Catalog:
         """Serve the stored catalog, so a restart needs no source at all."""
@@ -173,9 +176,32 @@ class Syncer:
             self._in_flight = asyncio.create_task(self._refresh(trigger))
         return await asyncio.shield(self._in_flight)
 
+    def request_refresh(self, trigger: str) -> None:
+        """Start a refresh in the background that sees everything up to now.
+
+        A refresh already in flight may have listed the releases before the change
+        that triggered this call, so another one follows it.
+        """
+        if self._follow_up is not None and not self._follow_up.done():
+            return
+        self._follow_up = asyncio.create_task(self._refresh_after(trigger))
+
+    async def _refresh_after(self, trigger: str) -> None:
+        if self._in_flight is not None and not self._in_flight.done():
+            await asyncio.wait({self._in_flight})
+        self._in_flight = asyncio.create_task(self._refresh(trigger))
+        await asyncio.shield(self._in_flight)
+
     async def _refresh(self, trigger: str) -> SyncResult:
         self.status.last_attempt = datetime.now(UTC)
         self.status.refreshes[trigger] = self.status.refreshes.get(trigger, 0) + 1
+        waiting = self.rate_limited_for()
+        if waiting > 0:
+            # Asking before the reset would only spend more of the quota, or worse
+            # get the token blocked: keep serving what we have.
+            return self._failed(
+                SourceError(f"rate limited for {waiting:.0f} more seconds"), trigger
+            )
         started = time.monotonic()
         try:
             listing = await self.source.fetch(self._pages)
@@ -204,14 +230,29 @@ class Syncer:
             seconds=round(time.monotonic() - started, 3),
         )
         return SyncResult(
-            True, bool(changes), stored.revision, changes, self.catalog.problems
+            ok=True,
+            changed=bool(changes),
+            revision=stored.revision,
+            changes=changes,
+            problems=self.catalog.problems,
+            not_modified=listing.not_modified,
         )
+
+    def rate_limited_for(self) -> float:
+        """Seconds until GitHub will answer again; 0 when it will now."""
+        now = time.time()
+        retry_at = self.status.retry_at or 0.0
+        limit = self.source.rate_limit
+        if limit.remaining == 0 and limit.reset_at is not None:
+            retry_at = max(retry_at, limit.reset_at)
+        return max(0.0, retry_at - now)
 
     def _failed(self, exc: Exception, trigger: str) -> SyncResult:
         reason = exc.reason if isinstance(exc, SourceError) else type(exc).__name__
         self.status.last_error = reason
         self.status.consecutive_failures += 1
-        self.status.retry_at = exc.retry_at if isinstance(exc, SourceError) else None
+        if isinstance(exc, SourceError) and exc.retry_at is not None:
+            self.status.retry_at = exc.retry_at
         log.warning("sync.failed", trigger=trigger, error=reason)
         return SyncResult(
             False, False, self.catalog.revision, (), self.catalog.problems, reason
@@ -233,8 +274,9 @@ class Syncer:
     def next_delay(self, poll_seconds: float) -> float:
         """Seconds to the next poll: the interval, a rate-limit reset or back-off."""
         status = self.status
-        if status.retry_at is not None:
-            return max(1.0, status.retry_at - time.time())
+        waiting = self.rate_limited_for()
+        if waiting > 0:
+            return max(1.0, waiting)
         if status.consecutive_failures == 0:
             return poll_seconds
         backoff: float = min(

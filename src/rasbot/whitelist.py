@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rasbot import db
+from rasbot.clock import as_utc
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +76,7 @@ class Whitelist:
         async with self._engine.connect() as conn:
             rows = await conn.execute(sa.select(table).order_by(table.c.name))
             return [
-                Entry(r.name, r.serial, r.added_by, db.as_utc(r.added_at)) for r in rows
+                Entry(r.name, r.serial, r.added_by, as_utc(r.added_at)) for r in rows
             ]
 
     async def add(self, name: str, serial: str, added_by: str) -> Entry:
