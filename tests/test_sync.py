@@ -1,0 +1,361 @@
+"""Syncing with GitHub through the stand-in: frugal, complete, never poisoned."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from rasbot import db, migrate
+from rasbot.github import GitHubSource
+from rasbot.sync import CatalogStore, Syncer
+from tests import factories
+from tests.github_stub import GitHubStub
+
+TOKEN = "ghp_syncTestToken000000000000"
+PAGE_SIZE = 3
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubStub]:
+    with GitHubStub(factories.history(), page_size=PAGE_SIZE, token=TOKEN) as stub:
+        yield stub
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[Any]:
+    engine = db.create_engine(database_url)
+    await migrate.upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+def make_syncer(github: GitHubStub, engine: Any, **source: Any) -> Syncer:
+    options = {"token": TOKEN, "timeout_seconds": 2.0, **source}
+    return Syncer(
+        GitHubSource(github.url, "RasPlex/RasPlex", **options),
+        CatalogStore(engine),
+        devices=["RPi2", "RPi", "RPi3bplus"],
+    )
+
+
+@pytest.fixture
+async def syncer(github: GitHubStub, engine: Any) -> AsyncIterator[Syncer]:
+    syncer = make_syncer(github, engine)
+    yield syncer
+    await syncer.aclose()
+
+
+def versions(syncer: Syncer) -> list[str]:
+    return [release.name for release in syncer.catalog.releases]
+
+
+PAGES = -(-len(factories.history()) // PAGE_SIZE)
+ALL_VERSIONS = ["1.8.0b", "1.7.1", "1.7.0-rc1", "1.6.3", "1.6.2", "1.0.3", "0.5.10"]
+
+
+async def test_first_sync_reads_every_page(github: GitHubStub, syncer: Syncer) -> None:
+    result = await syncer.refresh()
+
+    assert result.ok
+    assert versions(syncer) == ALL_VERSIONS
+    assert github.counts.ok == PAGES
+    assert "added 1.7.1 (stable)" in result.changes
+
+
+async def test_steady_state_polls_cost_only_conditional_requests(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    await syncer.refresh()
+    github.reset_counters()
+    polls = 5
+
+    for _ in range(polls):
+        result = await syncer.refresh("poll")
+        assert result.ok and result.not_modified and not result.changed
+
+    assert github.counts.requests == polls * PAGES
+    assert github.counts.not_modified == polls * PAGES
+    assert github.counts.ok == 0
+    assert all("if-none-match" in r.headers for r in github.requests)
+
+
+async def test_revision_stays_while_nothing_changes(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    first = await syncer.refresh()
+    again = await syncer.refresh()
+
+    assert first.revision == again.revision == 1
+
+
+async def test_published_release_shows_up_and_bumps_revision(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    await syncer.refresh()
+    github.add_release(factories.release(10, "1.8.1", published="2018-09-01T00:00:00Z"))
+
+    result = await syncer.refresh()
+
+    assert result.changed and result.revision == 2
+    assert "added 1.8.1 (stable)" in result.changes
+    assert versions(syncer)[0] == "1.8.1"
+
+
+async def test_deleted_release_disappears_after_a_complete_listing(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    await syncer.refresh()
+    github.delete_release("1.7.1")
+    github.fail(502, page=2, times=1)
+
+    failed = await syncer.refresh()
+    assert not failed.ok
+    assert "1.7.1" in versions(syncer)
+
+    result = await syncer.refresh()
+    assert result.ok
+    assert "1.7.1" not in versions(syncer)
+    assert "removed 1.7.1 (stable)" in result.changes
+
+
+async def test_edited_body_shows_up_at_next_sync(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    await syncer.refresh()
+    body = factories.body("prerelease", ["RPi", "RPi2"], "1.7.1", ["Pulled"])
+    github.edit_release("1.7.1", body=body)
+
+    result = await syncer.refresh()
+
+    assert "changed 1.7.1 (prerelease)" in result.changes
+    [release] = [r for r in syncer.catalog.releases if r.name == "1.7.1"]
+    assert release.channel == "prerelease"
+
+
+async def test_release_published_before_its_assets_serves_what_exists(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    early = factories.release(10, "1.8.1", published="2018-09-01T00:00:00Z")
+    complete_assets = early["assets"]
+    early["assets"] = [a for a in complete_assets if "RPi2" not in a["name"]]
+    github.add_release(early)
+
+    await syncer.refresh()
+    release = syncer.catalog.by_tag("1.8.1")
+    assert release is not None
+    assert set(release.update) == {"RPi"}
+    assert any(
+        p.release == "1.8.1" and p.device == "RPi2" for p in syncer.catalog.problems
+    )
+
+    github.edit_release("1.8.1", assets=complete_assets)
+    result = await syncer.refresh()
+    release = syncer.catalog.by_tag("1.8.1")
+    assert release is not None and set(release.update) == {"RPi", "RPi2"}
+    assert any(line.startswith("problem gone: 1.8.1") for line in result.changes)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_server_error_mid_pagination_changes_nothing(
+    github: GitHubStub, syncer: Syncer, engine: Any, status: int
+) -> None:
+    await syncer.refresh()
+    before = await stored_pages(engine)
+    github.add_release(factories.release(10, "1.8.1", published="2018-09-01T00:00:00Z"))
+    github.fail(status, page=2)
+
+    result = await syncer.refresh()
+
+    assert not result.ok and str(status) in (result.error or "")
+    assert versions(syncer) == ALL_VERSIONS
+    assert await stored_pages(engine) == before
+    assert syncer.status.consecutive_failures == 1
+
+
+@pytest.mark.parametrize("kind", ["truncated", "cut", "html", "object"])
+async def test_garbage_page_changes_nothing(
+    github: GitHubStub, syncer: Syncer, kind: str
+) -> None:
+    await syncer.refresh()
+    github.delete_release("1.6.2")
+    github.garbage(kind, page=2)
+
+    result = await syncer.refresh()
+
+    assert not result.ok
+    assert versions(syncer) == ALL_VERSIONS
+
+
+async def test_timeout_changes_nothing(github: GitHubStub, engine: Any) -> None:
+    syncer = make_syncer(github, engine, timeout_seconds=0.3)
+    await syncer.refresh()
+    github.delete_release("1.6.2")
+    github.delay(1.0, page=2, times=1)
+
+    result = await syncer.refresh()
+    await syncer.aclose()
+
+    assert not result.ok and "Timeout" in (result.error or "")
+    assert versions(syncer) == ALL_VERSIONS
+
+
+async def test_first_sync_failing_leaves_catalog_empty_not_partial(
+    github: GitHubStub, syncer: Syncer, engine: Any
+) -> None:
+    github.fail(500, page=3)
+
+    result = await syncer.refresh()
+
+    assert not result.ok
+    assert syncer.catalog.releases == ()
+    assert await stored_pages(engine) is None
+
+
+async def test_rate_limit_pauses_until_reset_without_asking(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    await syncer.refresh()
+    github.rate_limit(reset_in=120)
+
+    limited = await syncer.refresh()
+    github.reset_counters()
+    later = [await syncer.refresh("webhook") for _ in range(3)]
+
+    assert not limited.ok and "rate limit" in (limited.error or "")
+    assert all(not r.ok for r in later)
+    assert github.counts.requests == 0
+    assert 100 < syncer.rate_limited_for() <= 121
+    assert syncer.next_delay(300) > 100
+    assert versions(syncer) == ALL_VERSIONS
+
+
+async def test_secondary_rate_limit_honours_retry_after(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    await syncer.refresh()
+    github.rate_limit(secondary=True, retry_after=90)
+
+    result = await syncer.refresh()
+    github.reset_counters()
+    await syncer.refresh()
+
+    assert not result.ok
+    assert github.counts.requests == 0
+    assert 80 < syncer.rate_limited_for() <= 91
+
+
+async def test_back_off_grows_with_failures_and_resets(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    github.fail(500)
+    delays = []
+    for _ in range(4):
+        await syncer.refresh()
+        delays.append(syncer.next_delay(300))
+    github.clear_faults()
+    await syncer.refresh()
+
+    assert delays[0] <= 5 and 20 <= delays[3] <= 40
+    assert syncer.next_delay(300) == 300
+
+
+async def test_concurrent_triggers_share_one_listing(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    github.delay(0.2, page=1, times=1)
+
+    results = await asyncio.gather(*(syncer.refresh(f"t{i}") for i in range(20)))
+
+    first_pages = [r for r in github.requests if "&page=" not in r.path]
+    assert len(first_pages) == 1
+    assert len({id(r) for r in results}) == 1 and results[0].ok
+
+
+async def test_webhook_refresh_after_one_in_flight_sees_the_new_release(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    github.delay(0.3, page=1, times=1)
+    in_flight = asyncio.create_task(syncer.refresh("poll"))
+    await asyncio.sleep(0.1)
+    github.add_release(factories.release(10, "1.8.1", published="2018-09-01T00:00:00Z"))
+
+    syncer.request_refresh("webhook")
+    await in_flight
+    await wait_for(lambda: "1.8.1" in versions(syncer))
+
+
+async def test_restart_serves_stored_catalog_while_github_is_down(
+    github: GitHubStub, syncer: Syncer, engine: Any
+) -> None:
+    await syncer.refresh()
+    github.fail(503)
+    restarted = make_syncer(github, engine)
+
+    await restarted.load()
+    result = await restarted.refresh()
+    await restarted.aclose()
+
+    assert not result.ok
+    assert versions(restarted) == ALL_VERSIONS
+    assert restarted.catalog.revision == 1
+
+
+async def test_stored_etags_make_the_first_poll_after_restart_conditional(
+    github: GitHubStub, syncer: Syncer, engine: Any
+) -> None:
+    await syncer.refresh()
+    github.reset_counters()
+    restarted = make_syncer(github, engine)
+
+    await restarted.load()
+    result = await restarted.refresh()
+    await restarted.aclose()
+
+    assert result.not_modified
+    assert github.counts.ok == 0
+
+
+async def test_token_is_stored_nowhere(syncer: Syncer, engine: Any) -> None:
+    await syncer.refresh()
+
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(db.catalog_state))).all()
+
+    assert rows and all(TOKEN not in str(value) for row in rows for value in row)
+
+
+async def test_pagination_leaving_the_api_host_is_refused(
+    github: GitHubStub, engine: Any
+) -> None:
+    # The API base names the host differently from the Link URLs GitHub answers.
+    alias = github.url.replace("127.0.0.1", "localhost")
+    syncer = Syncer(
+        GitHubSource(alias, "RasPlex/RasPlex", token=TOKEN, timeout_seconds=2),
+        CatalogStore(engine),
+        devices=["RPi"],
+    )
+
+    result = await syncer.refresh()
+    await syncer.aclose()
+
+    assert not result.ok and "pagination left" in (result.error or "")
+    assert github.token_leaks == []
+    assert len(github.requests) == 1
+
+
+async def stored_pages(engine: Any) -> str | None:
+    async with engine.connect() as conn:
+        found: str | None = await conn.scalar(sa.select(db.catalog_state.c.pages))
+        return found
+
+
+async def wait_for(condition: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
