@@ -546,7 +546,7 @@ def test_alias_bomb_in_changes_is_cheap() -> None:
         ("42", "the release body is a number, not YAML keys"),
         ("channel: stable\n  bad: [", "the release body is not valid YAML ("),
         ("channel: stable\ndate: 2019-02-30", "the release body is not valid YAML ("),
-        ("[" * 5000, "the release body is not valid YAML (nested too deeply)"),
+        ("[" * 5000, "the release body is not valid YAML ("),
         ("a\n---\nb", "the release body is not valid YAML (expected a single"),
         ("channel: \x00", "the release body is not valid YAML ("),
         ("x" * (MAX_BODY_CHARS + 1), "the release body is over 200000 characters"),
