@@ -20,9 +20,12 @@ serve: venv
 	RASBOT_RELEASES_FILE=$${RASBOT_RELEASES_FILE:-examples/releases.json} \
 	  $(BIN)/rasbot serve --host $(HOST) --port $(PORT)
 
-## Install, check style and types, run every test.
+## Install, check style and types, run every test on SQLite, then on MariaDB and
+## PostgreSQL servers started for the run (each skipped when not installed).
 test: venv lint
 	$(BIN)/pytest
+	scripts/testdb mariadb $(BIN)/pytest -q
+	scripts/testdb postgres $(BIN)/pytest -q
 
 lint: venv
 	$(BIN)/ruff format --check src tests bench examples

@@ -74,6 +74,12 @@ class ServerProcess:
             self._process.wait()
         self._process = None
 
+    @property
+    def pid(self) -> int:
+        """The process id of the running server (with one worker, the server)."""
+        assert self._process is not None, "the server is not running"
+        return self._process.pid
+
     def kill(self) -> None:
         """Stop at once, as a crash would."""
         if self._process is not None:
@@ -86,7 +92,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        return self if self._process is not None else self.start()
 
     def __exit__(
         self,
