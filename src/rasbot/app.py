@@ -11,7 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rasbot import __version__, devicefeeds, health, webhook
+from rasbot import (
+    __version__,
+    beta,
+    crashupload,
+    devicefeeds,
+    health,
+    statsweb,
+    webhook,
+)
+from rasbot import metrics as metrics_
+from rasbot.chat import events as chat_events
 from rasbot.services import Services
 from rasbot.settings import Settings, load_settings
 
@@ -21,11 +31,13 @@ log = structlog.get_logger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The application; its services start with the ASGI lifespan."""
     settings = settings or load_settings()
+    metrics = metrics_.Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = Services.build(settings)
         app.state.services = svc
+        metrics.services = svc
         await svc.start()
         log.info("server.started", catalog_revision=svc.syncer.catalog.revision)
         try:
@@ -42,6 +54,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(devicefeeds.router)
     app.include_router(health.router)
     app.include_router(webhook.router)
+    app.include_router(chat_events.router)
+    app.include_router(beta.router)
+    app.include_router(crashupload.router)
+    app.include_router(statsweb.router)
+    app.include_router(metrics_.router)
+    app.state.metrics = metrics
+    metrics.know_routes(app.routes)
+    app.add_middleware(metrics_.MetricsMiddleware, metrics=metrics)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _server_error)

@@ -9,11 +9,11 @@ operators instead of stopping the build.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from rasbot.releasebody import PackageSpec, parse_body
 from rasbot.versions import Version, parse_version
@@ -25,6 +25,11 @@ UPDATE = "update"
 # GitHub keeps letters, digits and these in uploaded file names; anything else
 # becomes a dot ("RasPlex 1.0.img.gz" is served as "RasPlex.1.0.img.gz").
 _GITHUB_RENAMED = re.compile(r"[^A-Za-z0-9._+-]")
+
+# A package served from this server's beta directory has the URL ``beta:<name>``.
+# It is a marker, not a URL a client can use: the /update feed replaces it with
+# one of this server that carries the client's serial (PROTOCOL.md 5).
+BETA_URL_SCHEME = "beta:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,11 @@ class Package:
     def file_name(self) -> str:
         """The last path segment of the download URL."""
         return unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
+
+    @property
+    def in_beta_dir(self) -> bool:
+        """True when the file is served from this server's beta directory."""
+        return self.url.startswith(BETA_URL_SCHEME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +107,8 @@ class Release:
         if asset is not None:
             return asset
         for package in (*self.install.values(), *self.update.values()):
-            if package.file_name == name:
+            # Beta-directory files are served under /beta/, to whitelisted serials.
+            if package.file_name == name and not package.in_beta_dir:
                 return package
         return None
 
@@ -134,17 +145,22 @@ def build_catalog(
     *,
     devices: Sequence[str],
     serve_beta_drafts: bool = False,
+    in_beta_dir: Callable[[str], bool] | None = None,
 ) -> tuple[tuple[Release, ...], tuple[Problem, ...]]:
     """Parse GitHub release objects into servable releases and problems.
 
     ``devices`` are the known device ids in their canonical spelling; ids in release
-    bodies are matched against them case-insensitively.
+    bodies are matched against them case-insensitively. ``in_beta_dir`` says whether
+    a file is in this server's beta directory: a beta release's file that is not an
+    uploaded asset is then served from there.
     """
     canonical = {device.lower(): device for device in devices}
     releases: dict[Version, Release] = {}
     problems: list[Problem] = []
     for raw in raw_releases:
-        release = _build_release(raw, canonical, serve_beta_drafts, problems)
+        release = _build_release(
+            raw, canonical, serve_beta_drafts, problems, in_beta_dir
+        )
         if release is None:
             continue
         clash = releases.get(release.version)
@@ -164,6 +180,7 @@ def _build_release(
     canonical: Mapping[str, str],
     serve_beta_drafts: bool,
     problems: list[Problem],
+    in_beta_dir: Callable[[str], bool] | None = None,
 ) -> Release | None:
     tag = str(raw.get("tag_name") or "")
     name = str(raw.get("name") or "").strip() or tag
@@ -189,8 +206,12 @@ def _build_release(
         return None
 
     assets = _assets(raw.get("assets"))
+    # Only beta releases may name beta-directory files: other channels reach
+    # clients that are not whitelisted.
+    beta = in_beta_dir if body.channel == "beta" else None
     packages = [
-        _package(spec, canonical, assets, label, problems) for spec in body.packages
+        _package(spec, canonical, assets, label, problems, beta)
+        for spec in body.packages
     ]
     return Release(
         id=int(raw.get("id") or 0),
@@ -214,6 +235,7 @@ def _package(
     assets: Mapping[str, Asset],
     label: str,
     problems: list[Problem],
+    in_beta_dir: Callable[[str], bool] | None = None,
 ) -> Package | None:
     device = _canonical(spec.device, canonical)
     if spec.problem is not None or spec.checksum is None:
@@ -226,11 +248,19 @@ def _package(
         url = spec.url
     elif asset is not None:
         url = asset.url
+    elif spec.file and in_beta_dir is not None and in_beta_dir(spec.file):
+        url = BETA_URL_SCHEME + quote(spec.file, safe="")
     else:
-        reason = f"file {spec.file!r} is not among the release's uploaded assets"
+        reason = _missing_file(spec.file, beta_dir_searched=in_beta_dir is not None)
         problems.append(Problem(label, reason, device, spec.kind))
         return None
     return Package(device, spec.kind, url, spec.checksum, asset)
+
+
+def _missing_file(file: str | None, *, beta_dir_searched: bool) -> str:
+    if beta_dir_searched:
+        return f"file {file!r} is neither an uploaded asset nor in the beta directory"
+    return f"file {file!r} is not among the release's uploaded assets"
 
 
 def _find_asset(file: str | None, assets: Mapping[str, Asset]) -> Asset | None:

@@ -3,39 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
-from rasbot import __version__, logconfig, migrate
-from rasbot.catalog import Catalog, Release
+from rasbot import __version__, logconfig, migrate, retention, statsreport
+from rasbot.betadir import BetaDir, body_section, digests, guess_device, guess_kind
+from rasbot.catalog import INSTALL, UPDATE, Catalog, Release
+from rasbot.chat import terminal
 from rasbot.db import create_engine
 from rasbot.feeds import created_at
 from rasbot.releasebody import parse_body
 from rasbot.services import Services
 from rasbot.settings import Settings, SettingsError, load_settings
+from rasbot.stats import Stats
+from rasbot.whitelist import Whitelist, WhitelistError
 
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
+def _settings(*, default_log_level: str | None = None) -> Settings:
     try:
         settings = load_settings()
     except SettingsError as exc:
         click.echo(f"rasbot: bad setting: {exc}", err=True)
         sys.exit(2)
-    logconfig.configure(settings.log_format, settings.log_level)
+    level = settings.log_level
+    if default_log_level and "log_level" not in settings.model_fields_set:
+        level = default_log_level
+    logconfig.configure(settings.log_format, level)
     return settings
 
 
-def _run(job: Callable[[Services], Awaitable[T]]) -> T:
+def _run(
+    job: Callable[[Services], Awaitable[T]], *, default_log_level: str | None = None
+) -> T:
     """Run ``job`` with opened services (no background work) and close them."""
 
     async def main() -> T:
-        svc = Services.build(_settings())
+        svc = Services.build(_settings(default_log_level=default_log_level))
         try:
             await svc.open()
             return await job(svc)
@@ -160,6 +173,45 @@ def _echo_problems(catalog: Catalog) -> None:
         click.echo(f"problem: {problem}")
 
 
+@main.command("stats")
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1, statsreport.MAX_DAYS),
+    help="Days to cover.",
+)
+@click.option(
+    "--compact",
+    is_flag=True,
+    help="First roll up finished days and delete raw rows older than "
+    "RASBOT_STATS_KEEP_DAYS (the server does this daily).",
+)
+@_exits
+def stats_command(days: int, compact: bool) -> int:
+    """Print the top-line usage numbers of the last DAYS days."""
+
+    async def job(svc: Services) -> int:
+        try:
+            if compact:
+                done = await retention.compact(svc.engine, svc.settings.stats_keep_days)
+                click.echo(
+                    f"compacted: {done.days_rolled_up} days rolled up, "
+                    f"{done.weeks_kept} weeks kept, {done.rows_deleted} raw rows "
+                    f"deleted; raw rows kept from {done.kept_from.isoformat()}"
+                )
+            stats = Stats(svc.engine)
+            found = await statsreport.summary(stats, svc.syncer.catalog, days)
+        except (SQLAlchemyError, OSError) as exc:
+            click.echo(f"rasbot: cannot read the statistics: {exc}", err=True)
+            return 1
+        for line in statsreport.summary_lines(found):
+            click.echo(line)
+        return 0
+
+    return _run(job, default_log_level="warning")
+
+
 @main.command("check-release")
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @_exits
@@ -180,6 +232,25 @@ def check_release(file: Any) -> int:
     return 1 if problems else 0
 
 
+@main.command()
+@click.option("-c", "--command", "text", help='One command to run, e.g. "releases".')
+@_exits
+def chat(text: str | None) -> int:
+    """The chat commands in a terminal, as an admin; `help` lists them.
+
+    Without -c, read commands line by line until `quit` or end of input. With -c,
+    run one and exit 1 if it failed.
+    """
+    # The conversation is the output: unless RASBOT_LOG_LEVEL says otherwise, log
+    # only trouble, so that log lines do not interleave with it.
+    quiet = "warning"
+    if text is not None:
+        return _run(
+            lambda svc: terminal.run_command(svc, text), default_log_level=quiet
+        )
+    return _run(terminal.run_interactive, default_log_level=quiet)
+
+
 @main.group("db")
 def db_group() -> None:
     """Database schema commands."""
@@ -194,6 +265,135 @@ def db_upgrade(revision: str) -> int:
     asyncio.run(_upgrade(_settings(), revision))
     click.echo(f"database at {revision}")
     return 0
+
+
+@main.group("whitelist")
+def whitelist_group() -> None:
+    """The beta whitelist: serials offered beta releases on channel 4."""
+
+
+@whitelist_group.command("show")
+@_exits
+def whitelist_show() -> int:
+    """List the whitelisted serials."""
+
+    async def job(whitelist: Whitelist) -> int:
+        entries = await whitelist.entries()
+        for entry in entries:
+            added = f"added by {entry.added_by} {created_at(entry.added_at)}"
+            click.echo(f"{entry.serial}  {entry.name}  ({added})")
+        if not entries:
+            click.echo("The beta whitelist is empty.")
+        return 0
+
+    return _with_whitelist(job)
+
+
+@whitelist_group.command("add")
+@click.argument("name")
+@click.argument("serial")
+@_exits
+def whitelist_add(name: str, serial: str) -> int:
+    """Whitelist SERIAL (16 hex digits) under NAME, e.g. the tester's name."""
+
+    async def job(whitelist: Whitelist) -> int:
+        entry = await whitelist.add(name, serial, f"cli:{_unix_user()}")
+        click.echo(f"{entry.serial} whitelisted as {entry.name}")
+        return 0
+
+    return _with_whitelist(job)
+
+
+@whitelist_group.command("remove")
+@click.argument("name")
+@click.argument("serial")
+@_exits
+def whitelist_remove(name: str, serial: str) -> int:
+    """Remove SERIAL; NAME must be the one it was added under."""
+
+    async def job(whitelist: Whitelist) -> int:
+        await whitelist.remove(name, serial)
+        click.echo(f"{serial.strip().lower()} removed from the whitelist")
+        return 0
+
+    return _with_whitelist(job)
+
+
+def _with_whitelist(job: Callable[[Whitelist], Awaitable[int]]) -> int:
+    settings = _settings()
+
+    async def run() -> int:
+        engine = None
+        try:
+            engine = create_engine(settings.database_url)
+            await migrate.upgrade(engine)
+            return await job(Whitelist(engine))
+        except WhitelistError as exc:
+            click.echo(f"rasbot: {exc}", err=True)
+        except (SQLAlchemyError, OSError) as exc:
+            click.echo(f"rasbot: cannot use the database: {exc}", err=True)
+            click.echo("Check RASBOT_DATABASE_URL and that it is reachable.", err=True)
+        finally:
+            if engine is not None:
+                await engine.dispose()
+        return 1
+
+    return asyncio.run(run())
+
+
+def _unix_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+@main.group("beta")
+def beta_group() -> None:
+    """Beta images in RASBOT_BETA_DIR, served by this server."""
+
+
+@beta_group.command("add")
+@click.argument("file")
+@click.option("--device", help="Device id; guessed from the file name if left out.")
+@click.option(
+    "--kind",
+    type=click.Choice([INSTALL, UPDATE]),
+    help="install (image) or update (archive); guessed from the file name.",
+)
+@_exits
+def beta_add(file: str, device: str | None, kind: str | None) -> int:
+    """Print the release body section for FILE, a file in RASBOT_BETA_DIR.
+
+    Paste it into a release whose body says `channel: beta`, without uploading
+    FILE to GitHub: whitelisted serials then download it from this server.
+    """
+    settings = _settings()
+    if settings.beta_dir is None:
+        click.echo("rasbot: RASBOT_BETA_DIR is not set; set it first.", err=True)
+        return 1
+    found = BetaDir(settings.beta_dir).find(Path(file).name)
+    if found is None or (os.sep in file and Path(file).resolve() != found.path):
+        click.echo(
+            f"rasbot: {file} is not a file in the beta directory "
+            f"{settings.beta_dir}; copy it there first.",
+            err=True,
+        )
+        return 1
+    name = found.path.name
+    kind = kind or _guessed(guess_kind(name), "kind", "install or update")
+    known = [d for d, _ in settings.device_names] + list(settings.device_board_map)
+    device = _guessed(guess_device(device or name, known), "device", "e.g. RPi2")
+    click.echo(body_section(name, kind, device, digests(found.path)), nl=False)
+    return 0
+
+
+def _guessed(value: str | None, option: str, example: str) -> str:
+    if value is None:
+        raise click.UsageError(
+            f"cannot tell the {option} from the file name; pass --{option} ({example})"
+        )
+    return value
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -54,7 +54,7 @@ update_checks = sa.Table(
     sa.Column(
         "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
     ),
-    sa.Column("at", UtcDateTime, nullable=False, index=True),
+    sa.Column("at", UtcDateTime, nullable=False),
     _client("serial"),
     _client("revision"),
     sa.Column("device", sa.String(64)),
@@ -63,6 +63,9 @@ update_checks = sa.Table(
     sa.Column("address", sa.String(ADDRESS_MAX)),
     sa.Column("offered", sa.String(CLIENT_VALUE_MAX)),
     sa.Index(None, "serial", "at"),
+    # Covers the statistics (rasbot.stats): distinct serials in a time range and
+    # the moment of each serial's latest check are read from this index alone.
+    sa.Index(None, "at", "serial"),
 )
 
 updates_staged = sa.Table(
@@ -115,6 +118,139 @@ whitelist = sa.Table(
     sa.Column("name", sa.String(128), nullable=False),
     sa.Column("added_by", sa.String(128), nullable=False),
     sa.Column("added_at", UtcDateTime, nullable=False),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    # Epoch milliseconds: compared the same way by every database and time zone.
+    sa.Column("expires_ms", sa.BigInteger, nullable=False),
+)
+
+#: Longest audit detail kept; MySQL's TEXT holds 64 KiB of UTF-8 at 4 bytes a char.
+AUDIT_DETAIL_MAX = 4000
+
+# Every change made through chat or the CLI, and every sync that changed the catalog.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    ),
+    sa.Column("at", UtcDateTime, nullable=False, index=True),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+#: Length of the crash id a user reads back to us (rasbot.crashes).
+CRASH_ID_LENGTH = 8
+
+# Crash dumps sent to POST /crashes; the dump itself is a file in RASBOT_CRASH_DIR.
+crashes = sa.Table(
+    "crashes",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    ),
+    sa.Column("public_id", sa.String(CRASH_ID_LENGTH), nullable=False, unique=True),
+    sa.Column("at", UtcDateTime, nullable=False, index=True),
+    _client("serial"),
+    _client("revision"),
+    sa.Column("device", sa.String(64)),
+    _client("version"),
+    _client("platform"),
+    _client("submitter_version"),
+    _client("uuid"),
+    _client("server_uuid"),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("file_name", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(ADDRESS_MAX)),
+    sa.Column("minidump_ok", sa.Boolean, nullable=False),
+)
+
+# Daily roll-ups of the recorded requests (rasbot.retention). A UTC day is rolled
+# up once it is over and listed in `stats_days`; the statistics read a rolled-up day
+# from the roll-ups only, so the raw rows of such a day may go. Text that a client
+# did not send is '' rather than NULL, because these columns are primary keys.
+stats_days = sa.Table(
+    "stats_days",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("rolled_up_at", UtcDateTime, nullable=False),
+)
+
+# Each serial counts once a day, in the group of its last update check that day.
+stats_active_daily = sa.Table(
+    "stats_active_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("device", sa.String(64), primary_key=True),
+    sa.Column("client_version", sa.String(CLIENT_VALUE_MAX), primary_key=True),
+    sa.Column("serials", sa.Integer, nullable=False),
+)
+
+# Distinct serials of a whole ISO week (from its Monday), kept when its rows go.
+stats_active_weekly = sa.Table(
+    "stats_active_weekly",
+    metadata,
+    sa.Column("week", sa.Date, primary_key=True),
+    sa.Column("serials", sa.Integer, nullable=False),
+)
+
+stats_checks_hourly = sa.Table(
+    "stats_checks_hourly",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("hour", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("checks", sa.Integer, nullable=False),
+)
+
+# Distinct serials that staged an update to ``version`` that day.
+stats_staged_daily = sa.Table(
+    "stats_staged_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("version", sa.String(CLIENT_VALUE_MAX), primary_key=True),
+    sa.Column("serials", sa.Integer, nullable=False),
+)
+
+# Distinct addresses asking /install, by ``dimension`` 'platform' or 'device'.
+stats_installs_daily = sa.Table(
+    "stats_installs_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("dimension", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(CLIENT_VALUE_MAX), primary_key=True),
+    sa.Column("addresses", sa.Integer, nullable=False),
+)
+
+stats_downloads_daily = sa.Table(
+    "stats_downloads_daily",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("release_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("device", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(CLIENT_VALUE_MAX), nullable=False),
+    sa.Column("downloads", sa.Integer, nullable=False),
+)
+
+# GitHub's running download count of each release asset, as the last sync of each
+# UTC day saw it (rasbot.githubcounts); a day's increase is the difference.
+github_download_counts = sa.Table(
+    "github_download_counts",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("release_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("asset", sa.String(CLIENT_VALUE_MAX), primary_key=True),
+    sa.Column("version", sa.String(CLIENT_VALUE_MAX), nullable=False),
+    sa.Column("device", sa.String(64)),
+    sa.Column("kind", sa.String(16)),
+    sa.Column("download_count", sa.BigInteger, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
 )
 
 

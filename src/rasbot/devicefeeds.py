@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
@@ -91,6 +92,11 @@ def _tracked_base(request: Request, svc: Services, *, updater: bool) -> str | No
     return None
 
 
+def _beta_base(request: Request, svc: Services, serial: str) -> str:
+    # Only whitelisted serials are on the beta channel: /beta/ checks it again.
+    return f"{_base_url(request, svc)}/beta/{quote(serial.lower(), safe='')}"
+
+
 @router.get("/", response_class=PlainTextResponse, summary="Uptime check")
 async def ping() -> str:
     """Answers ``pong``."""
@@ -119,7 +125,11 @@ async def update(request: Request) -> Response:
     if not is_developer_build(version):
         client = parse_client_version(version)
         offer = select_update(svc.syncer.catalog, channel, device, client)
-    body = update_xml(offer, _tracked_base(request, svc, updater=True))
+    body = update_xml(
+        offer,
+        _tracked_base(request, svc, updater=True),
+        beta_base=_beta_base(request, svc, serial) if channel == "beta" else None,
+    )
 
     svc.recorder.record(
         "update_checks",

@@ -37,12 +37,28 @@ def download_url(base_url: str | None, release: Release, package: Package) -> st
     return f"{base_url}/download/{tag}/{name}"
 
 
-def update_xml(offer: Offer | None, base_url: str | None) -> bytes:
-    """The /update answer: a MediaContainer with zero or one Release."""
+def beta_url(beta_base: str, package: Package) -> str:
+    """The URL of a beta-directory package: ``beta_base`` ends with the serial."""
+    return f"{beta_base}/{quote(package.file_name, safe='')}"
+
+
+def update_xml(
+    offer: Offer | None, base_url: str | None, *, beta_base: str | None = None
+) -> bytes:
+    """The /update answer: a MediaContainer with zero or one Release.
+
+    ``beta_base`` (``<this server>/beta/<serial>``) is given for whitelisted beta
+    clients, the only ones offered packages from the beta directory.
+    """
     if offer is None:
         return (_XML_HEAD + ' size="0" title="Updates">\n</MediaContainer>\n').encode()
     release, package = offer.release, offer.package
-    url = download_url(base_url, release, package)
+    if not package.in_beta_dir:
+        url = download_url(base_url, release, package)
+    elif beta_base is not None:
+        url = beta_url(beta_base, package)
+    else:
+        raise ValueError(f"{release.name}: a beta-directory package needs beta_base")
     release_attrs = _attrs(
         id=str(release.id),
         version=release.name,

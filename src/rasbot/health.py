@@ -74,6 +74,8 @@ def _report(svc: Services, database: bool) -> dict[str, Any]:
             "last_error": status.last_error,
             "consecutive_failures": status.consecutive_failures,
             "paused_seconds": round(svc.syncer.rate_limited_for(), 1),
+            # Of the processes sharing the database, one polls the source.
+            "poller": svc.poller is not None and svc.poller.held,
         },
         "rate_limit": {
             "limit": limit.limit,

@@ -6,20 +6,28 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rasbot import db, migrate
+from rasbot import crashes, db, migrate, retention
+from rasbot.betadir import BetaDir
+from rasbot.chat.audit import AuditLog
 from rasbot.github import FileSource, GitHubSource, Source
+from rasbot.githubcounts import DownloadCounts
+from rasbot.lease import Lease
 from rasbot.recording import Recorder
 from rasbot.settings import Settings
 from rasbot.sync import CatalogStore, Syncer
 from rasbot.whitelist import Whitelist
 
+if TYPE_CHECKING:
+    from rasbot.chat.slack import SlackBot
+
 # How often each process rereads state that another process may have changed.
 WHITELIST_RELOAD_SECONDS = 5.0
 CATALOG_FOLLOW_SECONDS = 3.0
+CRASH_CLEANUP_SECONDS = 3600.0
 
 
 def make_source(settings: Settings) -> Source:
@@ -44,6 +52,8 @@ class Services:
     syncer: Syncer
     whitelist: Whitelist
     recorder: Recorder
+    poller: Lease | None = None
+    slack: SlackBot | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -55,6 +65,9 @@ class Services:
             CatalogStore(engine),
             devices=[device for device, _ in settings.device_names],
             serve_beta_drafts=settings.serve_beta_drafts,
+            in_beta_dir=BetaDir(settings.beta_dir).has if settings.beta_dir else None,
+            on_change=AuditLog(engine).sync_changed,
+            on_listing=DownloadCounts(engine).snapshot,
         )
         recorder = Recorder(
             engine,
@@ -76,11 +89,35 @@ class Services:
         self.recorder.start()
         self._spawn(self.whitelist.reload_forever(WHITELIST_RELOAD_SECONDS))
         self._spawn(self.syncer.follow_forever(CATALOG_FOLLOW_SECONDS))
+        self._spawn(
+            crashes.remove_expired_forever(
+                self.engine,
+                self.settings.crash_dir,
+                self.settings.crash_keep_days,
+                CRASH_CLEANUP_SECONDS,
+            )
+        )
+        self._spawn(
+            retention.compact_forever(self.engine, self.settings.stats_keep_days)
+        )
         poll = self.settings.github_poll_seconds
         if poll > 0:
-            self._spawn(self.syncer.poll_forever(poll))
+            self.poller = Lease(self.engine, "poller", self.settings.poll_lease_seconds)
+            self._spawn(self.syncer.poll_forever(poll, self.poller))
         else:
             self._spawn(self._refresh_once())
+        self._start_slack()
+
+    def _start_slack(self) -> None:
+        """Answer Slack when a bot token is set: over HTTP, and Socket Mode if set."""
+        if self.settings.slack_bot_token is None:
+            return
+        # Imported here: slack-bolt and aiohttp load only where Slack is configured.
+        from rasbot.chat.slack import SlackBot
+
+        self.slack = SlackBot(self)
+        if self.slack.socket_mode:
+            self._spawn(self.slack.run_socket_mode())
 
     async def _refresh_once(self) -> None:
         await self.syncer.refresh("start")
@@ -96,6 +133,8 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.poller is not None:
+            await self.poller.release()
         await self.recorder.stop()
         await self.syncer.aclose()
         await self.engine.dispose()

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     github_poll_seconds: float = Field(
         300.0, ge=0, description="Seconds between polls of GitHub; 0 turns polling off."
     )
+    poll_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a dead poller blocks others from polling GitHub.",
+    )
     github_timeout_seconds: float = Field(
         15.0, gt=0, description="Timeout of one GitHub API request."
     )
@@ -82,6 +87,9 @@ class Settings(BaseSettings):
     crash_max_bytes: int = Field(
         10_485_760, gt=0, description="Largest crash dump accepted, in bytes."
     )
+    crash_keep_days: float = Field(
+        90.0, gt=0, description="Days crash dumps and their rows are kept."
+    )
     public_url: str | None = Field(
         None, description="Scheme and host of absolute URLs this server hands out."
     )
@@ -94,6 +102,19 @@ class Settings(BaseSettings):
     )
     stats_origins: str = Field(
         "", description="Comma-separated origins allowed to read /json/stats."
+    )
+    stats_cache_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How long /json/stats and the dashboard reuse an answer; 0: never.",
+    )
+    stats_keep_days: int = Field(
+        400,
+        ge=8,
+        description="Days raw recorded requests are kept; older days as daily sums.",
+    )
+    dashboard: bool = Field(
+        True, description="Serve the statistics dashboard at /dashboard."
     )
     device_boards: str = Field(
         "RPi3bplus=0x0d,0x0e",
@@ -121,6 +142,12 @@ class Settings(BaseSettings):
     )
     slack_channel: str | None = Field(
         None, description="Slack channel for alerts (rollouts, sync failures)."
+    )
+    slack_max_lines: int = Field(
+        15, gt=0, description="Longer chat answers go to a direct message, in lines."
+    )
+    slack_max_chars: int = Field(
+        3000, gt=0, description="Longer chat answers go to a direct message, in chars."
     )
     admins: str = Field("", description="Comma-separated chat user ids of admins.")
     log_format: str = Field(

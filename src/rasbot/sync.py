@@ -12,7 +12,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from rasbot import db
 from rasbot.catalog import EMPTY, Catalog, Problem, build_catalog
 from rasbot.clock import as_utc
 from rasbot.github import Listing, Page, Source, SourceError
+from rasbot.lease import Lease
 
 log = structlog.get_logger(__name__)
 
@@ -128,6 +129,14 @@ class SyncResult:
     not_modified: bool = False
 
 
+#: Told (trigger, result) after a refresh that changed the catalog, e.g. the audit log.
+ChangeObserver = Callable[[str, SyncResult], Awaitable[None]]
+
+#: Told (listing, catalog) after every successful refresh, e.g. to snapshot GitHub's
+#: download counts, which change without changing the catalog.
+ListingObserver = Callable[[Listing, Catalog], Awaitable[None]]
+
+
 @dataclass
 class SyncStatus:
     """What health checks and operators want to know about syncing."""
@@ -138,6 +147,8 @@ class SyncStatus:
     consecutive_failures: int = 0
     retry_at: float | None = None
     refreshes: dict[str, int] = field(default_factory=dict)
+    # Refreshes by outcome (ok, not_modified, failed), for the metrics.
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 class Syncer:
@@ -150,6 +161,9 @@ class Syncer:
         *,
         devices: Sequence[str],
         serve_beta_drafts: bool = False,
+        in_beta_dir: Callable[[str], bool] | None = None,
+        on_change: ChangeObserver | None = None,
+        on_listing: ListingObserver | None = None,
     ) -> None:
         self.source = source
         self.store = store
@@ -157,6 +171,12 @@ class Syncer:
         self.status = SyncStatus()
         self._devices = tuple(devices)
         self._serve_beta_drafts = serve_beta_drafts
+        # TODO: a file copied into the beta directory after its release was
+        # published is seen at the next rebuild (a changed listing or a restart);
+        # rebuild on a change of the directory once that is worth a watcher.
+        self._in_beta_dir = in_beta_dir
+        self._on_change = on_change
+        self._on_listing = on_listing
         self._pages: tuple[Page, ...] = ()
         self._in_flight: asyncio.Task[SyncResult] | None = None
         self._follow_up: asyncio.Task[None] | None = None
@@ -220,6 +240,7 @@ class Syncer:
         self.status.last_error = None
         self.status.consecutive_failures = 0
         self.status.retry_at = None
+        self._count("not_modified" if listing.not_modified else "ok")
         log.info(
             "sync.done",
             trigger=trigger,
@@ -229,7 +250,7 @@ class Syncer:
             changes=len(changes),
             seconds=round(time.monotonic() - started, 3),
         )
-        return SyncResult(
+        result = SyncResult(
             ok=True,
             changed=bool(changes),
             revision=stored.revision,
@@ -237,6 +258,30 @@ class Syncer:
             problems=self.catalog.problems,
             not_modified=listing.not_modified,
         )
+        await self._observe_listing(trigger, listing)
+        if changes:
+            await self._notify(trigger, result)
+        return result
+
+    async def _observe_listing(self, trigger: str, listing: Listing) -> None:
+        if self._on_listing is None:
+            return
+        try:
+            await self._on_listing(listing, self.catalog)
+        except Exception as exc:
+            log.error("sync.observer_failed", trigger=trigger, exc_info=exc)
+
+    def _count(self, outcome: str) -> None:
+        self.status.outcomes[outcome] = self.status.outcomes.get(outcome, 0) + 1
+
+    async def _notify(self, trigger: str, result: SyncResult) -> None:
+        # The catalog is already swapped in: an observer's failure must not undo it.
+        if self._on_change is None:
+            return
+        try:
+            await self._on_change(trigger, result)
+        except Exception as exc:
+            log.error("sync.observer_failed", trigger=trigger, exc_info=exc)
 
     def rate_limited_for(self) -> float:
         """Seconds until GitHub will answer again; 0 when it will now."""
@@ -251,6 +296,7 @@ class Syncer:
         reason = exc.reason if isinstance(exc, SourceError) else type(exc).__name__
         self.status.last_error = reason
         self.status.consecutive_failures += 1
+        self._count("failed")
         if isinstance(exc, SourceError) and exc.retry_at is not None:
             self.status.retry_at = exc.retry_at
         log.warning("sync.failed", trigger=trigger, error=reason)
@@ -266,6 +312,7 @@ class Syncer:
             releases,
             devices=self._devices,
             serve_beta_drafts=self._serve_beta_drafts,
+            in_beta_dir=self._in_beta_dir,
         )
         return Catalog(
             built, problems, stored.revision, stored.fetched_at, stored.changed_at
@@ -302,11 +349,24 @@ class Syncer:
             await asyncio.sleep(seconds)
             await self.follow_store()
 
-    async def poll_forever(self, poll_seconds: float) -> None:
-        """Refresh every ``poll_seconds``, backing off while the source fails."""
+    async def poll_forever(self, poll_seconds: float, lease: Lease) -> None:
+        """Refresh every ``poll_seconds`` while this process holds ``lease``.
+
+        Processes sharing a database share one poller: the others follow the
+        stored catalog, and one of them takes over when the holder's lease runs
+        out. The lease is renewed every third of its time, polls or not.
+        """
+        next_poll = 0.0
         while True:
-            await self.refresh("poll")
-            await asyncio.sleep(self.next_delay(poll_seconds))
+            was_held = lease.held
+            if await lease.acquire():
+                if not was_held or time.monotonic() >= next_poll:
+                    await self.refresh("poll")
+                    next_poll = time.monotonic() + self.next_delay(poll_seconds)
+                wait = next_poll - time.monotonic()
+            else:
+                wait = lease.seconds / 3
+            await asyncio.sleep(max(0.05, min(wait, lease.seconds / 3)))
 
     async def aclose(self) -> None:
         """Wait for a refresh in flight, then close the source."""
