@@ -1,0 +1,1 @@
+"""A benchmark of rasbot's device endpoints, run by hand (see README.md)."""
