@@ -92,3 +92,13 @@ def test_secret_values_are_not_repeated_in_errors(
 
     assert "ghp_supersecret" not in str(error.value)
     assert "ghp_supersecret" not in repr(load_settings(github_poll_seconds=1))
+
+
+def test_empty_variable_means_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RASBOT_RELEASES_FILE", "")
+    monkeypatch.setenv("RASBOT_GITHUB_WEBHOOK_SECRET", "")
+
+    settings = load_settings()
+
+    assert settings.releases_file is None
+    assert settings.github_webhook_secret is None

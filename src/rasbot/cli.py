@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from rasbot import __version__, logconfig, migrate, retention, statsreport
@@ -66,7 +68,32 @@ def _exits(func: Callable[..., int]) -> Callable[..., None]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns an unreachable database into one sentence instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (SQLAlchemyError, OSError) as exc:
+            if isinstance(exc, click.ClickException):
+                raise
+            click.echo(_database_trouble(exc), err=True)
+            sys.exit(1)
+
+
+def _database_trouble(exc: Exception) -> str:
+    url = os.environ.get("RASBOT_DATABASE_URL", "the default SQLite file")
+    with contextlib.suppress(Exception):
+        url = make_url(url).render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+    return (
+        f"rasbot: cannot use the database at {url}: {reason}\n"
+        "Check that the database server is running and that RASBOT_DATABASE_URL "
+        "is right, then try again."
+    )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rasbot")
 def main() -> None:
     """rasbot: release server of the RasPlex distribution.

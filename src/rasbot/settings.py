@@ -42,7 +42,12 @@ class Settings(BaseSettings):
     """The settings table; each field's description is its help line."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RASBOT_", extra="ignore", frozen=True, hide_input_in_errors=False
+        env_prefix="RASBOT_",
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=False,
+        # `RASBOT_RELEASES_FILE=` means "not set", not "the current directory".
+        env_ignore_empty=True,
     )
 
     database_url: str = Field(
