@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -41,8 +43,13 @@ class ServerProcess:
             "--port", str(self.port), "--workers", str(self._workers),
         ]  # fmt: skip
         log = self.log_path.open("ab")
+        # A session of its own: kill() takes the worker processes down too.
         self._process = subprocess.Popen(
-            command, env=self._env, stdout=log, stderr=subprocess.STDOUT
+            command,
+            env=self._env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         self._wait_ready(ready)
@@ -76,14 +83,25 @@ class ServerProcess:
 
     @property
     def pid(self) -> int:
-        """The process id of the running server (with one worker, the server)."""
+        """The process id of the server's main process."""
         assert self._process is not None, "the server is not running"
         return self._process.pid
 
+    def rss_bytes(self) -> int:
+        """Resident memory of the server and its worker processes, from /proc."""
+        total = 0
+        for pid in _process_group(self.pid):
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                for line in status.splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        return total
+
     def kill(self) -> None:
-        """Stop at once, as a crash would."""
+        """Stop at once, workers included, as a crash of the host would."""
         if self._process is not None:
-            self._process.kill()
+            os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
             self._process = None
 
@@ -101,3 +119,16 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _process_group(group: int) -> list[int]:
+    """The processes whose process group is ``group``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:
+                found.append(int(entry.name))
+    return found

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from rasbot import db
+from tests import factories
 from tests.conftest import rows, services
 from tests.factories import DOWNLOAD, sha1
 
@@ -266,3 +269,41 @@ def test_openapi_schema_describes_device_endpoints(client: TestClient) -> None:
         assert "get" in schema["paths"][path]
     names = {p["name"] for p in schema["paths"]["/update"]["get"]["parameters"]}
     assert {"channel", "serial", "revision", "version"} <= names
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/update?build&channel=16&revision=a02082&serial=00000000abcdef12&version=1.0.3",
+        "/update?channel=4&version=wip",
+        "/update?version=" + "9" * 300,
+        "/updated?version=1.7.1",
+        "/devices",
+        "/install?platform=linux&device=rpi2",
+    ],
+)
+def test_framework_routes_answer_as_the_fast_path(
+    client: TestClient, path: str
+) -> None:
+    # The same answers through FastAPI's own routing, which the schema describes.
+    framework = TestClient(client.app.app)  # type: ignore[attr-defined]
+
+    fast, slow = client.get(path), framework.get(path)
+
+    assert (fast.status_code, fast.text) == (slow.status_code, slow.text)
+    assert fast.headers["content-type"] == slow.headers["content-type"]
+
+
+def test_answers_follow_a_new_catalog(client: TestClient, releases_file: Path) -> None:
+    assert offered(client.get("/update?version=1.7.1").text) == (None, {})
+    history = [
+        factories.release(10, "1.8.1", published="2018-09-01T00:00:00Z"),
+        *factories.history(),
+    ]
+    releases_file.write_text(json.dumps(history))
+
+    client.portal.call(services(client).syncer.refresh)
+
+    assert offered(client.get("/update?version=1.7.1").text)[0] == "1.8.1"
+    assert client.get("/install?device=RPi2").json()[0]["version"] == "1.8.1"

@@ -524,21 +524,13 @@ def test_real_server_serves_the_plain_name(beta_server: ServerProcess) -> None:
     assert response.content == CONTENT
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 @pytest.mark.slow
 def test_a_gibibyte_is_streamed_in_constant_memory(
     beta_server: ServerProcess,
 ) -> None:
     url = f"{beta_server.url}{beta_path(BIG)}"
     httpx.get(url, headers={"Range": "bytes=0-65535"}, timeout=10)  # warm up
-    before = peak = rss_bytes(beta_server.pid)
+    before = peak = beta_server.rss_bytes()
 
     received = 0
     with httpx.stream("GET", url, timeout=60) as response:
@@ -546,7 +538,7 @@ def test_a_gibibyte_is_streamed_in_constant_memory(
         assert response.headers["content-length"] == str(GIB)
         for chunk in response.iter_raw(1 << 20):
             received += len(chunk)
-            peak = max(peak, rss_bytes(beta_server.pid))
+            peak = max(peak, beta_server.rss_bytes())
 
     assert received == GIB
     assert peak - before < 64 << 20, f"grew by {(peak - before) >> 20} MiB"

@@ -17,6 +17,7 @@ from rasbot import (
     crashupload,
     devicefeeds,
     health,
+    logconfig,
     statsweb,
     webhook,
 )
@@ -28,9 +29,27 @@ from rasbot.settings import Settings, load_settings
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application; its services start with the ASGI lifespan."""
+def create_app(settings: Settings | None = None) -> devicefeeds.DeviceEndpoints:
+    """The application; its services start with the ASGI lifespan.
+
+    The device endpoints are answered in front of the framework, which serves
+    everything else.
+    """
     settings = settings or load_settings()
+    # Each server worker process builds its own app: configure its logging here.
+    logconfig.configure(settings.log_format, settings.log_level)
+    app = _framework_app(settings)
+    metrics: metrics_.Metrics = app.state.metrics
+
+    def failed(path: str, exc: Exception) -> None:
+        log.error("request.failed", path=path, exc_info=exc)
+
+    return devicefeeds.DeviceEndpoints(
+        app, lambda: app.state.services, metrics.observe, failed
+    )
+
+
+def _framework_app(settings: Settings) -> FastAPI:
     metrics = metrics_.Metrics()
 
     @asynccontextmanager

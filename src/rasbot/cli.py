@@ -16,7 +16,7 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from rasbot import __version__, logconfig, migrate, retention, statsreport
+from rasbot import __version__, logconfig, migrate, retention, servers, statsreport
 from rasbot.betadir import BetaDir, body_section, digests, guess_device, guess_kind
 from rasbot.catalog import INSTALL, UPDATE, Catalog, Release
 from rasbot.chat import terminal
@@ -106,25 +106,22 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address.")
 @click.option("--port", default=8000, show_default=True, help="TCP port.")
 @click.option("--workers", default=1, show_default=True, help="Server processes.")
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--server",
+    type=click.Choice(["auto", *servers.SERVERS]),
+    default=None,
+    help="HTTP server; default RASBOT_SERVER (auto: granian when installed).",
+)
+def serve(host: str, port: int, workers: int, server: str | None) -> None:
     """Run the HTTP server, the GitHub poller and the configured chat adapters."""
-    import uvicorn
-
     settings = _settings()
+    chosen = servers.choose(server or settings.server)
+    if not servers.available(chosen):
+        click.echo(f"rasbot: the {chosen} server is not installed.", err=True)
+        sys.exit(2)
     # Migrate once here, so that several workers do not race to do it.
     asyncio.run(_upgrade(settings))
-    uvicorn.run(
-        "rasbot.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        # The access log would write X-Plex-Token query values to disk.
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        proxy_headers=False,
-    )
+    servers.run(chosen, host, port, workers)
 
 
 async def _upgrade(settings: Settings, revision: str = "head") -> None:

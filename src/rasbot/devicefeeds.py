@@ -1,15 +1,21 @@
 """The device endpoints: /update, /updated, /devices, /install, /download.
 
 These are the hot path: every device in the field asks /update every six hours.
-Handlers read the current catalog snapshot, never the database, and hand what they
-record to the batch recorder without waiting for it.
+Each answer is computed by a plain function of a `DeviceRequest`, from the current
+catalog snapshot and never from the database; what it records goes to the batch
+recorder without waiting. `DeviceEndpoints` calls those functions straight from
+the ASGI server, in front of the framework, and the framework's routes below call
+the same functions, so that the OpenAPI schema describes what devices really get.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
@@ -28,6 +34,7 @@ router = APIRouter()
 
 XML = "application/xml; charset=utf-8"
 JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
 PLATFORMS = frozenset({"windows", "linux", "osx"})
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -40,96 +47,100 @@ class BadRequest(HTTPException):
         super().__init__(status_code=400, detail=reason)
 
 
-def _query(*names: str, **required: str) -> dict[str, Any]:
-    """OpenAPI description of query parameters read by hand."""
-    params = [
-        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-        for n in names
-    ]
-    return {"parameters": params, **required}
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a device endpoint answers."""
+
+    body: bytes
+    media_type: str
+    status: int = 200
 
 
-def param(request: Request, name: str, default: str = "") -> str:
-    """A query parameter: the last one counts, a bare key is empty."""
-    value = request.query_params.get(name)
-    if value is None:
-        return default
-    if len(value) > CLIENT_VALUE_MAX:
-        raise BadRequest(f"{name} is longer than {CLIENT_VALUE_MAX} characters")
-    if _CONTROL.search(value):
-        raise BadRequest(f"{name} contains control characters")
-    return value.strip()
+@dataclass(frozen=True, slots=True)
+class DeviceRequest:
+    """What a device endpoint reads of a request, from any HTTP layer."""
+
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    peer: str | None
+    scheme: str
+
+    @classmethod
+    def from_scope(cls, scope: Mapping[str, Any]) -> DeviceRequest:
+        """From an ASGI HTTP scope; a repeated parameter's last value counts."""
+        raw = scope["query_string"].decode("latin-1")
+        query = dict(parse_qsl(raw, keep_blank_values=True)) if raw else {}
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+        }
+        client = scope.get("client")
+        return cls(query, headers, client[0] if client else None, scope["scheme"])
+
+    def param(self, name: str, default: str = "") -> str:
+        """A query parameter, checked: a bare key is present and empty."""
+        value = self.query.get(name)
+        if value is None:
+            return default
+        if len(value) > CLIENT_VALUE_MAX:
+            raise BadRequest(f"{name} is longer than {CLIENT_VALUE_MAX} characters")
+        if _CONTROL.search(value):
+            raise BadRequest(f"{name} contains control characters")
+        return value.strip()
+
+    def address(self, svc: Services) -> str | None:
+        """The client address, through trusted proxies only."""
+        proxies = svc.settings.trusted_proxy_networks
+        if not proxies:
+            return self.peer
+        return client_address(self.peer, self.headers.get("x-forwarded-for"), proxies)
+
+    def base_url(self, svc: Services) -> str:
+        """Scheme and host that this server's absolute URLs start with."""
+        return base_url(
+            svc.settings.public_url,
+            self.scheme,
+            self.headers.get("host"),
+            forwarded_proto=self.headers.get("x-forwarded-proto"),
+            forwarded_host=self.headers.get("x-forwarded-host"),
+            trusted=is_trusted(self.peer, svc.settings.trusted_proxy_networks),
+        )
+
+    def tracked_base(self, svc: Services, *, updater: bool) -> str | None:
+        """The base of counted download URLs, or None for GitHub's own."""
+        mode = svc.settings.track_downloads
+        if mode is TrackDownloads.ALL or (mode is TrackDownloads.UPDATE and updater):
+            return self.base_url(svc)
+        return None
 
 
-def services(request: Request) -> Services:
-    """The process's services, set up by the application's lifespan."""
-    found: Services = request.app.state.services
-    return found
+# --- the answers ------------------------------------------------------------
 
 
-def _address(request: Request, svc: Services) -> str | None:
-    peer = request.client.host if request.client else None
-    proxies = svc.settings.trusted_proxy_networks
-    return client_address(peer, request.headers.get("x-forwarded-for"), proxies)
+def answer_ping(svc: Services, req: DeviceRequest) -> Answer:
+    """``pong``, for uptime checks."""
+    return Answer(b"pong", TEXT)
 
 
-def _base_url(request: Request, svc: Services) -> str:
-    peer = request.client.host if request.client else None
-    return base_url(
-        svc.settings.public_url,
-        request.url.scheme,
-        request.headers.get("host"),
-        forwarded_proto=request.headers.get("x-forwarded-proto"),
-        forwarded_host=request.headers.get("x-forwarded-host"),
-        trusted=is_trusted(peer, svc.settings.trusted_proxy_networks),
-    )
-
-
-def _tracked_base(request: Request, svc: Services, *, updater: bool) -> str | None:
-    mode = svc.settings.track_downloads
-    if mode is TrackDownloads.ALL or (mode is TrackDownloads.UPDATE and updater):
-        return _base_url(request, svc)
-    return None
-
-
-def _beta_base(request: Request, svc: Services, serial: str) -> str:
-    # Only whitelisted serials are on the beta channel: /beta/ checks it again.
-    return f"{_base_url(request, svc)}/beta/{quote(serial.lower(), safe='')}"
-
-
-@router.get("/", response_class=PlainTextResponse, summary="Uptime check")
-async def ping() -> str:
-    """Answers ``pong``."""
-    return "pong"
-
-
-@router.get(
-    "/update",
-    summary="The in-app updater's feed",
-    response_class=Response,
-    openapi_extra=_query(
-        "channel", "serial", "revision", "version", "build", "distribution"
-    ),
-    responses={200: {"content": {XML: {}}}, 400: {"description": "Bad parameter"}},
-)
-async def update(request: Request) -> Response:
+def answer_update(svc: Services, req: DeviceRequest) -> Answer:
     """At most one release, newer than the client, for its channel and board."""
-    svc = services(request)
-    serial = param(request, "serial")
-    revision = param(request, "revision")
-    version = param(request, "version")
-    channel = channel_of(param(request, "channel"), whitelisted=serial in svc.whitelist)
+    serial = req.param("serial")
+    revision = req.param("revision")
+    version = req.param("version")
+    channel = channel_of(req.param("channel"), whitelisted=serial in svc.whitelist)
     device = match_device(revision, svc.settings.device_board_map)
+    tracked = req.tracked_base(svc, updater=True)
+    beta = _beta_base(req, svc, serial) if channel == "beta" else None
 
-    offer = None
-    if not is_developer_build(version):
-        client = parse_client_version(version)
-        offer = select_update(svc.syncer.catalog, channel, device, client)
-    body = update_xml(
-        offer,
-        _tracked_base(request, svc, updater=True),
-        beta_base=_beta_base(request, svc, serial) if channel == "beta" else None,
-    )
+    def make() -> tuple[bytes, str | None]:
+        offer = None
+        if not is_developer_build(version):
+            client = parse_client_version(version)
+            offer = select_update(svc.syncer.catalog, channel, device, client)
+        offered = offer.release.name if offer else None
+        return update_xml(offer, tracked, beta_base=beta), offered
+
+    key = ("update", channel, device.general, device.specific, version, tracked, beta)
+    body, offered = svc.answers.get(svc.syncer.catalog, key, make)
 
     svc.recorder.record(
         "update_checks",
@@ -138,83 +149,225 @@ async def update(request: Request) -> Response:
         device=device.specific or device.general,
         client_version=version or None,
         channel=channel,
-        address=_address(request, svc),
-        offered=offer.release.name if offer else None,
+        address=req.address(svc),
+        offered=offered,
     )
-    return Response(body, media_type=XML)
+    return Answer(body, XML)
 
 
-@router.get(
-    "/updated",
-    summary="An update was staged",
-    response_class=PlainTextResponse,
-    openapi_extra=_query("channel", "fromVersion", "revision", "serial", "version"),
-)
-async def updated(request: Request) -> str:
+def _beta_base(req: DeviceRequest, svc: Services, serial: str) -> str:
+    # Only whitelisted serials are on the beta channel: /beta/ checks it again.
+    return f"{req.base_url(svc)}/beta/{quote(serial.lower(), safe='')}"
+
+
+def answer_updated(svc: Services, req: DeviceRequest) -> Answer:
     """Records that a device unpacked an update and is about to reboot into it."""
-    svc = services(request)
-    serial, revision = param(request, "serial"), param(request, "revision")
+    serial, revision = req.param("serial"), req.param("revision")
     device = match_device(revision, svc.settings.device_board_map)
     svc.recorder.record(
         "updates_staged",
         serial=serial or None,
         revision=revision or None,
         device=device.specific or device.general,
-        from_version=param(request, "fromVersion") or None,
-        version=param(request, "version") or None,
-        channel=channel_of(
-            param(request, "channel"), whitelisted=serial in svc.whitelist
-        ),
-        address=_address(request, svc),
+        from_version=req.param("fromVersion") or None,
+        version=req.param("version") or None,
+        channel=channel_of(req.param("channel"), whitelisted=serial in svc.whitelist),
+        address=req.address(svc),
     )
-    return "Thanks for updating"
+    return Answer(b"Thanks for updating", TEXT)
 
 
-@router.get(
-    "/devices",
-    summary="The installer's device list",
-    response_class=Response,
-    responses={200: {"content": {JSON: {}}}},
-)
-async def devices(request: Request) -> Response:
+def answer_devices(svc: Services, req: DeviceRequest) -> Answer:
     """Devices with an install image, the one to preselect first."""
-    svc = services(request)
-    names = dict(svc.settings.device_names)
-    found = installable_devices(svc.syncer.catalog, list(names))
-    return Response(
-        devices_json([(d, names.get(d, d)) for d in found]), media_type=JSON
+
+    def make() -> bytes:
+        names = dict(svc.settings.device_names)
+        found = installable_devices(svc.syncer.catalog, list(names))
+        return devices_json([(d, names.get(d, d)) for d in found])
+
+    return Answer(svc.answers.get(svc.syncer.catalog, ("devices",), make), JSON)
+
+
+def answer_install(svc: Services, req: DeviceRequest) -> Answer:
+    """Stable and prerelease images for one device, the one to preselect first."""
+    platform = req.param("platform", "unknown").lower() or "unknown"
+    asked = req.param("device", "RPi") or "RPi"
+    tracked = req.tracked_base(svc, updater=False)
+    catalog = svc.syncer.catalog
+    cache = svc.answers
+    device = cache.get(
+        catalog, ("device", asked.lower()), lambda: _canonical(svc, asked)
     )
 
+    def make() -> bytes:
+        return install_json(installable(catalog, device), device, tracked)
 
-@router.get(
-    "/install",
-    summary="The installer's image list",
-    response_class=Response,
-    openapi_extra=_query("platform", "device"),
-    responses={200: {"content": {JSON: {}}}, 400: {"description": "Bad parameter"}},
-)
-async def install(request: Request) -> Response:
-    """Stable and prerelease images for one device, the one to preselect first."""
-    svc = services(request)
-    platform = param(request, "platform", "unknown").lower() or "unknown"
-    device = _canonical_device(svc, param(request, "device", "RPi") or "RPi")
-    entries = installable(svc.syncer.catalog, device)
-    body = install_json(entries, device, _tracked_base(request, svc, updater=False))
-
+    body = cache.get(catalog, ("install", device, tracked), make)
     svc.recorder.record(
         "installs",
         platform=platform if platform in PLATFORMS else "unknown",
         device=device,
-        address=_address(request, svc),
+        address=req.address(svc),
     )
-    return Response(body, media_type=JSON)
+    return Answer(body, JSON)
 
 
-def _canonical_device(svc: Services, device: str) -> str:
+def _canonical(svc: Services, device: str) -> str:
+    """The configured or published spelling of a device id, matched by case."""
     known = [d for d, _ in svc.settings.device_names]
     for release in svc.syncer.catalog.releases:
         known.extend(release.install)
     return next((k for k in known if k.lower() == device.lower()), device)
+
+
+#: The answers served in front of the framework, by path.
+ANSWERS: Mapping[str, Callable[[Services, DeviceRequest], Answer]] = {
+    "/": answer_ping,
+    "/update": answer_update,
+    "/updated": answer_updated,
+    "/devices": answer_devices,
+    "/install": answer_install,
+}
+
+
+# --- in front of the framework ------------------------------------------------
+
+
+class DeviceEndpoints:
+    """An ASGI app answering GET on the device endpoints before the framework.
+
+    The framework's routing, dependency injection and middleware cost more than
+    the answer itself on these tiny responses; everything else passes through to
+    ``app``. Requests answered here are counted by ``count`` (path, seconds).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        services: Callable[[], Services],
+        count: Callable[[str, float], None],
+        error: Callable[[str, Exception], None],
+    ) -> None:
+        self.app = app
+        self._services = services
+        self._count = count
+        self._error = error
+
+    def __getattr__(self, name: str) -> Any:
+        # The framework's state, routes and schema stay reachable through here.
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        answer = ANSWERS.get(scope["path"]) if scope["type"] == "http" else None
+        if answer is None or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        result = self._answer(answer, scope)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": result.status,
+                "headers": [
+                    (b"content-type", result.media_type.encode()),
+                    (b"content-length", str(len(result.body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": result.body})
+        self._count(scope["path"], time.perf_counter() - started)
+
+    def _answer(
+        self, answer: Callable[[Services, DeviceRequest], Answer], scope: Any
+    ) -> Answer:
+        try:
+            return answer(self._services(), DeviceRequest.from_scope(scope))
+        except BadRequest as exc:
+            return Answer(f"{exc.detail}\n".encode(), TEXT, 400)
+        except Exception as exc:
+            self._error(scope["path"], exc)
+            return Answer(b"internal error\n", TEXT, 500)
+
+
+# --- the framework's routes: the OpenAPI schema, and any other HTTP layer -------
+
+
+def services(request: Request) -> Services:
+    """The process's services, set up by the application's lifespan."""
+    found: Services = request.app.state.services
+    return found
+
+
+def _request(request: Request) -> DeviceRequest:
+    return DeviceRequest.from_scope(request.scope)
+
+
+def param(request: Request, name: str, default: str = "") -> str:
+    """A checked query parameter of a framework request (see `DeviceRequest`)."""
+    return _request(request).param(name, default)
+
+
+def _respond(answer: Answer) -> Response:
+    return Response(
+        answer.body, status_code=answer.status, media_type=answer.media_type
+    )
+
+
+def _query(*names: str) -> dict[str, Any]:
+    """OpenAPI description of query parameters read by hand."""
+    return {
+        "parameters": [
+            {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+            for n in names
+        ]
+    }
+
+
+def _route(
+    path: str, answer: Callable[[Services, DeviceRequest], Answer], **doc: Any
+) -> None:
+    async def endpoint(request: Request) -> Response:
+        return _respond(answer(services(request), _request(request)))
+
+    endpoint.__doc__ = answer.__doc__
+    endpoint.__name__ = answer.__name__
+    router.add_api_route(
+        path, endpoint, methods=["GET"], response_class=Response, **doc
+    )
+
+
+_route(
+    "/", answer_ping, summary="Uptime check", responses={200: {"content": {TEXT: {}}}}
+)
+_route(
+    "/update",
+    answer_update,
+    summary="The in-app updater's feed",
+    openapi_extra=_query(
+        "channel", "serial", "revision", "version", "build", "distribution"
+    ),
+    responses={200: {"content": {XML: {}}}, 400: {"description": "Bad parameter"}},
+)
+_route(
+    "/updated",
+    answer_updated,
+    summary="An update was staged",
+    openapi_extra=_query("channel", "fromVersion", "revision", "serial", "version"),
+    responses={200: {"content": {TEXT: {}}}, 400: {"description": "Bad parameter"}},
+)
+_route(
+    "/devices",
+    answer_devices,
+    summary="The installer's device list",
+    responses={200: {"content": {JSON: {}}}},
+)
+_route(
+    "/install",
+    answer_install,
+    summary="The installer's image list",
+    openapi_extra=_query("platform", "device"),
+    responses={200: {"content": {JSON: {}}}, 400: {"description": "Bad parameter"}},
+)
 
 
 @router.head("/download/{tag}/{name}", include_in_schema=False)
@@ -242,7 +395,7 @@ async def download(request: Request, tag: str, name: str) -> Response:
             asset=name,
             device=device,
             kind=kind,
-            address=_address(request, svc),
+            address=_request(request).address(svc),
         )
     return RedirectResponse(
         target.url, status_code=302, headers={"Cache-Control": "no-store"}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rasbot import crashes, db, migrate, retention
+from rasbot.answercache import AnswerCache
 from rasbot.betadir import BetaDir
 from rasbot.chat.audit import AuditLog
 from rasbot.github import FileSource, GitHubSource, Source
@@ -54,6 +55,7 @@ class Services:
     recorder: Recorder
     poller: Lease | None = None
     slack: SlackBot | None = None
+    answers: AnswerCache = field(default_factory=AnswerCache)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod

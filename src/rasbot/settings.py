@@ -12,6 +12,7 @@ import ipaddress
 import os
 import tomllib
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,11 @@ class Settings(BaseSettings):
         3000, gt=0, description="Longer chat answers go to a direct message, in chars."
     )
     admins: str = Field("", description="Comma-separated chat user ids of admins.")
+    server: str = Field(
+        "auto",
+        pattern="^(auto|granian|uvicorn)$",
+        description="HTTP server: auto (granian when installed), granian or uvicorn.",
+    )
     log_format: str = Field(
         "console",
         pattern="^(console|json)$",
@@ -208,17 +214,17 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @property
+    @cached_property
     def device_board_map(self) -> dict[str, frozenset[int]]:
         """Specific device id -> board types, from ``device_boards``."""
         return parse_device_boards(self.device_boards)
 
-    @property
+    @cached_property
     def device_names(self) -> list[tuple[str, str]]:
         """(device id, display name) in installer order, from ``devices``."""
         return parse_device_names(self.devices)
 
-    @property
+    @cached_property
     def trusted_proxy_networks(
         self,
     ) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -228,12 +234,12 @@ class Settings(BaseSettings):
             for item in _split(self.trusted_proxies)
         )
 
-    @property
+    @cached_property
     def stats_origin_set(self) -> frozenset[str]:
         """The origins of ``stats_origins``."""
         return frozenset(item.rstrip("/") for item in _split(self.stats_origins))
 
-    @property
+    @cached_property
     def admin_ids(self) -> frozenset[str]:
         """The chat user ids of ``admins``."""
         return frozenset(_split(self.admins))
