@@ -307,3 +307,16 @@ def test_answers_follow_a_new_catalog(client: TestClient, releases_file: Path) -
 
     assert offered(client.get("/update?version=1.7.1").text)[0] == "1.8.1"
     assert client.get("/install?device=RPi2").json()[0]["version"] == "1.8.1"
+
+
+def test_unchanged_release_file_is_not_read_again(
+    client: TestClient, releases_file: Path
+) -> None:
+    syncer = services(client).syncer
+
+    first = client.portal.call(syncer.refresh)
+    releases_file.write_text(releases_file.read_text() + " ")
+    second = client.portal.call(syncer.refresh)
+
+    assert first.not_modified
+    assert not second.not_modified and not second.changed

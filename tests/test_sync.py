@@ -359,3 +359,62 @@ async def wait_for(condition: Any, seconds: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+async def test_unchanged_listing_only_touches_the_stored_catalog(
+    github: GitHubStub, syncer: Syncer, engine: Any
+) -> None:
+    await syncer.refresh()
+    pages_before, fetched_before = await stored_state(engine)
+
+    await asyncio.sleep(1.1)  # MySQL's DATETIME keeps whole seconds
+    result = await syncer.refresh()
+
+    pages_after, fetched_after = await stored_state(engine)
+    assert result.not_modified
+    assert pages_after == pages_before
+    assert fetched_after > fetched_before
+
+
+async def test_change_on_a_later_page_keeps_the_unchanged_pages(
+    github: GitHubStub, syncer: Syncer
+) -> None:
+    await syncer.refresh()
+    body = factories.body("prerelease", ["RPi"], "0.5.10", ["Demoted"])
+    github.edit_release("0.5.10", body=body)
+    github.reset_counters()
+
+    result = await syncer.refresh()
+
+    assert result.ok and "changed 0.5.10 (prerelease)" in result.changes
+    assert versions(syncer) == ALL_VERSIONS
+    assert github.counts.not_modified == PAGES - 1
+
+
+async def test_after_restart_a_partial_change_reads_the_rest_from_the_store(
+    github: GitHubStub, syncer: Syncer, engine: Any
+) -> None:
+    await syncer.refresh()
+    restarted = make_syncer(github, engine)
+    await restarted.load()
+    body = factories.body("prerelease", ["RPi"], "0.5.10", ["Demoted"])
+    github.edit_release("0.5.10", body=body)
+
+    result = await restarted.refresh()
+    await restarted.aclose()
+
+    assert result.ok
+    assert versions(restarted) == ALL_VERSIONS
+
+
+async def test_raw_releases_are_not_kept_in_memory(syncer: Syncer) -> None:
+    await syncer.refresh()
+
+    assert syncer._pages and all(page.releases is None for page in syncer._pages)
+
+
+async def stored_state(engine: Any) -> tuple[str, Any]:
+    table = db.catalog_state
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(table.c.pages, table.c.fetched_at))).one()
+    return row.pages, row.fetched_at

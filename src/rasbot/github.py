@@ -51,20 +51,32 @@ _MAX_PAGES = 500
 class SourceError(Exception):
     """A listing could not be completed. ``retry_at`` is a time.time() to wait for."""
 
-    def __init__(self, reason: str, *, retry_at: float | None = None) -> None:
+    def __init__(
+        self, reason: str, *, retry_at: float | None = None, relist: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_at = retry_at
+        # The next sync must ask for every page unconditionally.
+        self.relist = relist
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a listing, with what is needed to ask for it conditionally."""
+    """One page of a listing, with what is needed to ask for it conditionally.
+
+    ``releases`` is None for a page known only by its ETag: its releases are in
+    the stored catalog, not in memory.
+    """
 
     url: str
-    releases: tuple[dict[str, Any], ...]
+    releases: tuple[dict[str, Any], ...] | None
     etag: str | None = None
     next_url: str | None = None
+
+    def without_releases(self) -> Page:
+        """This page as remembered between refreshes: enough to ask conditionally."""
+        return replace(self, releases=None)
 
 
 @dataclass(frozen=True)
@@ -75,9 +87,14 @@ class Listing:
     not_modified: bool = False
 
     @property
+    def complete(self) -> bool:
+        """Whether every page's releases are at hand."""
+        return all(page.releases is not None for page in self.pages)
+
+    @property
     def releases(self) -> list[dict[str, Any]]:
-        """Every release of every page."""
-        return [release for page in self.pages for release in page.releases]
+        """Every release of every page; the listing must be complete."""
+        return [release for page in self.pages for release in page.releases or ()]
 
     @property
     def digest(self) -> str:
@@ -139,13 +156,17 @@ class FileSource:
         self.rate_limit = RateLimit()
 
     async def fetch(self, previous: Sequence[Page]) -> Listing:
-        """Read the whole file; it is either a valid listing or an error."""
+        """Read the whole file, unless it is unchanged since ``previous``."""
         try:
+            stat = self.path.stat()
+            tag = f"{stat.st_mtime_ns}:{stat.st_size}"
+            if [page.etag for page in previous] == [tag]:
+                return Listing(tuple(previous), not_modified=True)
             data = json.loads(self.path.read_bytes())
         except (OSError, ValueError) as exc:
             raise SourceError(f"cannot read {self.path}: {exc}") from None
         releases = _release_list(data, str(self.path))
-        return Listing((Page(str(self.path), releases),))
+        return Listing((Page(str(self.path), releases, tag),))
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -78,6 +78,32 @@ class CatalogStore:
             )
         return found
 
+    async def touch(self) -> StoredCatalog:
+        """Note a sync that found nothing changed; the stored pages stay as they are."""
+        now = datetime.now(UTC)
+        table = db.catalog_state
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.update(table)
+                .where(table.c.name == _STATE_NAME)
+                .values(fetched_at=now)
+            )
+            row = (
+                await conn.execute(
+                    sa.select(
+                        table.c.revision,
+                        table.c.digest,
+                        table.c.source,
+                        table.c.changed_at,
+                    ).where(table.c.name == _STATE_NAME)
+                )
+            ).first()
+        if row is None:
+            raise SourceError("the stored catalog is gone; the next sync lists all")
+        return StoredCatalog(
+            row.revision, row.digest, row.source, (), now, as_utc(row.changed_at)
+        )
+
     async def save(self, listing: Listing, source: str) -> StoredCatalog:
         """Store ``listing``; the revision goes up when its releases changed."""
         now = datetime.now(UTC)
@@ -185,7 +211,7 @@ class Syncer:
         """Serve the stored catalog, so a restart needs no source at all."""
         stored = await self.store.load()
         if stored is not None:
-            self._pages = stored.pages
+            self._pages = _remembered(stored.pages)
             self.catalog = await self._build(stored)
             log.info("catalog.loaded", revision=stored.revision, source=stored.source)
         return self.catalog
@@ -225,12 +251,14 @@ class Syncer:
         started = time.monotonic()
         try:
             listing = await self.source.fetch(self._pages)
-            stored = await self.store.save(listing, self.source.description)
+            stored = await self._store(listing)
         except (SourceError, SQLAlchemyError, OSError) as exc:
+            if isinstance(exc, SourceError) and exc.relist:
+                self._pages = ()
             return self._failed(exc, trigger)
 
         previous = self.catalog
-        self._pages = listing.pages
+        self._pages = _remembered(listing.pages)
         if stored.revision != previous.revision or previous is EMPTY:
             self.catalog = await self._build(stored)
         else:
@@ -258,10 +286,35 @@ class Syncer:
             problems=self.catalog.problems,
             not_modified=listing.not_modified,
         )
-        await self._observe_listing(trigger, listing)
+        if not listing.not_modified:
+            await self._observe_listing(trigger, listing)
         if changes:
             await self._notify(trigger, result)
         return result
+
+    async def _store(self, listing: Listing) -> StoredCatalog:
+        """Persist what the source said: a touch when nothing changed."""
+        if listing.not_modified:
+            return await self.store.touch()
+        if not listing.complete:
+            listing = await self._completed(listing)
+        return await self.store.save(listing, self.source.description)
+
+    async def _completed(self, listing: Listing) -> Listing:
+        # Pages answered 304 among changed ones: their releases are stored.
+        stored = await self.store.load()
+        held = {page.url: page for page in stored.pages} if stored else {}
+        pages = []
+        for page in listing.pages:
+            if page.releases is None:
+                found = held.get(page.url)
+                if found is None or found.etag != page.etag:
+                    raise SourceError(
+                        "stored pages disagree; the next sync lists all", relist=True
+                    )
+                page = found
+            pages.append(page)
+        return Listing(tuple(pages))
 
     async def _observe_listing(self, trigger: str, listing: Listing) -> None:
         if self._on_listing is None:
@@ -305,7 +358,7 @@ class Syncer:
         )
 
     async def _build(self, stored: StoredCatalog) -> Catalog:
-        releases = [r for page in stored.pages for r in page.releases]
+        releases = [r for page in stored.pages for r in page.releases or ()]
         # Parsing thousands of YAML bodies takes a while: keep the loop answering.
         built, problems = await asyncio.to_thread(
             build_catalog,
@@ -406,6 +459,12 @@ def _touched(catalog: Catalog, stored: StoredCatalog) -> Catalog:
         stored.fetched_at,
         stored.changed_at,
     )
+
+
+def _remembered(pages: Sequence[Page]) -> tuple[Page, ...]:
+    # Thousands of raw releases would stay in memory for nothing: the catalog is
+    # built, and a page that changes comes back whole.
+    return tuple(page.without_releases() for page in pages)
 
 
 def _pages_to_json(pages: Sequence[Page]) -> str:
