@@ -45,6 +45,7 @@ class Recorder:
         self._flush_seconds = flush_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.written = 0
         self.dropped = 0
         self.failures = 0
@@ -69,22 +70,27 @@ class Recorder:
         self._task = asyncio.create_task(self._run(), name="rasbot-recorder")
 
     async def stop(self) -> None:
-        """Stop the writer after one last attempt to write what is queued."""
+        """Stop the writer after one last attempt to write what is queued.
+
+        The writer is asked to finish rather than cancelled: a batch cancelled in
+        the middle of its INSERT would be neither written nor kept.
+        """
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            await self._task
             self._task = None
         await self.flush()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
             self._wake.clear()
-            if not await self.flush():
+            if not await self.flush() and not self._stopping:
                 # The database is away: wait a little longer before the next try.
-                await asyncio.sleep(self._flush_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
 
     async def flush(self) -> bool:
         """Write every queued row; False when the database refused (rows kept)."""
