@@ -102,12 +102,14 @@ class Listing:
 
         Download counts are left out: they change all the time and serve nothing.
         """
-        served = [
-            {**release, "assets": [_uncounted(a) for a in release["assets"]]}
-            for release in self.releases
-        ]
-        text = json.dumps(served, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        digest = hashlib.sha256()
+        # One release at a time: a copy of thousands at once would double the
+        # memory a refresh needs.
+        for release in self.releases:
+            served = {**release, "assets": [_uncounted(a) for a in release["assets"]]}
+            digest.update(json.dumps(served, sort_keys=True).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
 
 
 def _uncounted(asset: dict[str, Any]) -> dict[str, Any]:
