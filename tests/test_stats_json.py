@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
 from rasbot.stats import Stats
+from rasbot.statsweb import TtlCache
 from tests.conftest import flush
 
 SITE = "https://www.rasplex.com"
@@ -120,3 +122,54 @@ def test_database_away_is_503_and_not_cached(
     assert response.text == "statistics unavailable: database\n"
     monkeypatch.undo()
     assert client.get("/json/stats").status_code == 200
+
+
+def test_openapi_schema_describes_the_statistics(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    assert (
+        "application/json" in paths["/json/stats"]["get"]["responses"]["200"]["content"]
+    )
+    assert "/dashboard" in paths
+    chart = paths["/dashboard/{name}.png"]["get"]
+    assert "image/png" in chart["responses"]["200"]["content"]
+    assert "/metrics" in paths
+
+
+async def test_cache_computes_once_for_concurrent_misses() -> None:
+    cache: TtlCache[int] = TtlCache(60)
+    calls = 0
+
+    async def make() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return calls
+
+    found = await asyncio.gather(*(cache.get("k", make) for _ in range(5)))
+
+    assert found == [1] * 5
+    assert calls == 1
+
+
+async def test_cache_of_zero_seconds_keeps_nothing() -> None:
+    cache: TtlCache[int] = TtlCache(0)
+    values = iter(range(10))
+
+    async def make() -> int:
+        return next(values)
+
+    assert [await cache.get("k", make) for _ in range(3)] == [0, 1, 2]
+
+
+async def test_cache_forgets_the_oldest_entry_when_full() -> None:
+    cache: TtlCache[str] = TtlCache(60, entries=2)
+
+    async def make(value: str) -> str:
+        return value
+
+    for key in ("a", "b", "c"):
+        await cache.get(key, lambda key=key: make(key))
+
+    assert await cache.get("a", lambda: make("again")) == "again"
+    assert await cache.get("c", lambda: make("again")) == "c"

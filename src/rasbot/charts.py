@@ -26,6 +26,7 @@ Kind = Literal["line", "stacked", "barh"]
 #: Pixels of a chart: wide enough for a year of days, legible when a phone
 #: scales it to its width.
 WIDTH, HEIGHT, DPI = 800, 360, 100
+FONT_SIZE = 13
 NO_DATA = "No data for this period yet"
 
 _lock = threading.Lock()
@@ -57,16 +58,18 @@ class Chart:
 
 def render(chart: Chart) -> bytes:
     """``chart`` as PNG bytes."""
+    from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    with _lock:
+    # Large type: a phone shows the 800 pixels about 360 wide.
+    with _lock, rc_context({"font.size": FONT_SIZE}):
         figure = Figure(
             figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI, layout="constrained"
         )
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
-        axes.set_title(_plain(chart.title), loc="left", fontsize=12)
+        axes.set_title(_plain(chart.title), loc="left", fontsize="large")
         if chart.empty:
             _no_data(axes)
         else:
@@ -104,7 +107,7 @@ def _barh(axes: Axes, chart: Chart) -> None:
     values = chart.series[0].values
     # Highest first, reading downwards.
     bars = axes.barh(labels[::-1], values[::-1], color="#4c72b0")
-    axes.bar_label(bars, padding=3, fontsize=9)
+    axes.bar_label(bars, padding=3)
     axes.margins(x=0.12)
 
 
@@ -132,12 +135,12 @@ def _style(axes: Axes, chart: Chart) -> None:
         axes.set_ylim(bottom=0)
         axes.set_ylabel(chart.unit)
     if len(chart.series) > 1:
-        axes.legend(frameon=False, fontsize=9, ncols=min(4, len(chart.series)))
+        axes.legend(frameon=False, fontsize="small", ncols=min(4, len(chart.series)))
 
 
 def _no_data(axes: Axes) -> None:
     axes.set_axis_off()
-    axes.text(0.5, 0.5, NO_DATA, ha="center", va="center", fontsize=12, alpha=0.6)
+    axes.text(0.5, 0.5, NO_DATA, ha="center", va="center", alpha=0.6)
 
 
 def _plain(text: str) -> str:

@@ -165,7 +165,6 @@ async def keep_weeks(engine: AsyncEngine, cutoff: date) -> int:
     if first is None or monday(first) >= cutoff:
         return 0
     table = db.stats_active_weekly
-    start, end = midnight(monday(first)), midnight(cutoff)
     async with engine.begin() as conn:
         kept = set(
             (
@@ -174,7 +173,7 @@ async def keep_weeks(engine: AsyncEngine, cutoff: date) -> int:
                 )
             ).scalars()
         )
-        weeks = await stats.raw_weekly(conn, start, end)
+        weeks = await stats.raw_weekly(conn, first, cutoff)
         rows = [{"week": w, "serials": n} for w, n in weeks if w not in kept]
         if rows:
             await conn.execute(sa.insert(table), rows)

@@ -1,10 +1,9 @@
-"""UTC day, hour and week of a timestamp column, in SQL, on every database rasbot uses.
+"""UTC day and hour of a timestamp column, in SQL, on every database rasbot uses.
 
 Each database truncates dates its own way, and PostgreSQL does it in the session's
-time zone; these expressions give the same text everywhere, in UTC:
-`utc_day` ``YYYY-MM-DD``, `utc_hour` ``YYYY-MM-DD HH``, `utc_week` the ISO week's
-Monday as ``YYYY-MM-DD``. Grouping by them lets the database count per bucket
-instead of sending every row to Python.
+time zone; these expressions give the same text everywhere, in UTC: `utc_day`
+``YYYY-MM-DD`` and `utc_hour` ``YYYY-MM-DD HH``. Grouping by them lets the database
+count per bucket instead of sending every row to Python.
 
 SQLite and MySQL/MariaDB store rasbot's timestamps as UTC without a zone (rasbot
 writes UTC), so their text is cut; PostgreSQL's are converted to UTC first.
@@ -19,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["utc_day", "utc_hour", "utc_week"]
+__all__ = ["utc_day", "utc_hour"]
 
 
 class _Bucket(FunctionElement[str]):
@@ -42,13 +41,6 @@ class utc_hour(_Bucket):
     inherit_cache = True
 
 
-class utc_week(_Bucket):
-    """The Monday of the ISO week of a timestamp, in UTC: ``YYYY-MM-DD``."""
-
-    name = "utc_week"
-    inherit_cache = True
-
-
 def _arg(element: _Bucket, compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.clauses, **kw)
 
@@ -62,14 +54,6 @@ def _sqlite_day(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(utc_hour)
 def _sqlite_hour(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
     return f"substr({_arg(element, compiler, **kw)}, 1, 13)"
-
-
-@compiles(utc_week)
-def _sqlite_week(element: utc_week, compiler: SQLCompiler, **kw: Any) -> str:
-    # 'weekday 0' moves forward to Sunday (a Sunday stays), six days back is Monday.
-    # Only the date goes in: SQLite rounds 23:59:59.9999 up to the next day.
-    day = f"substr({_arg(element, compiler, **kw)}, 1, 10)"
-    return f"date({day}, 'weekday 0', '-6 days')"
 
 
 # MySQL's DATE_FORMAT needs `%`, which the drivers' paramstyle would need doubled:
@@ -86,13 +70,6 @@ def _mysql_hour(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
     return f"LEFT(CAST({_arg(element, compiler, **kw)} AS CHAR), 13)"
 
 
-@compiles(utc_week, "mysql")
-@compiles(utc_week, "mariadb")
-def _mysql_week(element: utc_week, compiler: SQLCompiler, **kw: Any) -> str:
-    column = _arg(element, compiler, **kw)
-    return f"CAST(DATE_SUB(DATE({column}), INTERVAL WEEKDAY({column}) DAY) AS CHAR)"
-
-
 @compiles(utc_day, "postgresql")
 def _postgres_day(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
     return f"to_char({_utc(element, compiler, **kw)}, 'YYYY-MM-DD')"
@@ -101,12 +78,6 @@ def _postgres_day(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(utc_hour, "postgresql")
 def _postgres_hour(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
     return f"to_char({_utc(element, compiler, **kw)}, 'YYYY-MM-DD HH24')"
-
-
-@compiles(utc_week, "postgresql")
-def _postgres_week(element: utc_week, compiler: SQLCompiler, **kw: Any) -> str:
-    week = f"date_trunc('week', {_utc(element, compiler, **kw)})"
-    return f"to_char({week}, 'YYYY-MM-DD')"
 
 
 def _utc(element: _Bucket, compiler: SQLCompiler, **kw: Any) -> str:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rasbot import db
-from rasbot.sqltime import utc_day, utc_hour, utc_week
+from rasbot.sqltime import utc_day, utc_hour
 
 #: The installer's platforms, in the order /json/stats lists them.
 PLATFORMS = ("windows", "linux", "osx")
@@ -38,6 +38,7 @@ BY_PLATFORM, BY_DEVICE = "platform", "device"
 JSON_DAYS = 7
 
 _DAY = timedelta(days=1)
+_WEEK = timedelta(days=7)
 
 
 def utc_now() -> datetime:
@@ -202,7 +203,8 @@ class Stats:
                 )
             )
             kept: dict[date, int] = {week: serials for week, serials in result}
-            raw = await raw_weekly(conn, weeks.start_at, weeks.end_at)
+            missing = [week for week in weeks.days[::7] if week not in kept]
+            raw = await raw_weekly(conn, missing[0], weeks.end) if missing else []
         found = dict.fromkeys(weeks.days[::7], 0)
         found.update({week: n for week, n in raw if week not in kept})
         found.update(kept)
@@ -385,11 +387,15 @@ def _in(column: sa.ColumnElement[date], period: Period) -> sa.ColumnElement[bool
 def _window(
     table: sa.Table, start: datetime | None, end: datetime | None
 ) -> list[sa.ColumnElement[bool]]:
-    where = []
+    """Rows from ``start`` (None: the first) up to ``end`` (None: now)."""
+    if start is None and end is None:
+        return []
+    # Both bounds, even for "until now": SQLite's planner takes a one-sided range
+    # for most of the table and scans the (serial, at) index instead.
+    end = end or utc_now() + _DAY
+    where = [table.c.at < _utc(end)]
     if start is not None:
         where.append(table.c.at >= _utc(start))
-    if end is not None:
-        where.append(table.c.at < _utc(end))
     return where
 
 
@@ -513,17 +519,16 @@ async def raw_day_groups(
 
 
 async def raw_weekly(
-    conn: AsyncConnection, start: datetime, end: datetime
+    conn: AsyncConnection, start: date, end: date
 ) -> list[tuple[date, int]]:
-    """Distinct serials of each ISO week (by Monday) of the checks in a window."""
-    table = db.update_checks
-    week = utc_week(table.c.at)
-    result = await conn.execute(
-        sa.select(week, sa.func.count(table.c.serial.distinct()))
-        .where(*_window(table, start, end))
-        .group_by(week)
-    )
-    return [(date.fromisoformat(w), n) for w, n in result]
+    """Distinct serials of each ISO week (by Monday) from ``start`` to ``end``."""
+    # A query a week: counting one range's distinct serials is several times
+    # faster than grouping many ranges by a computed week, on SQLite above all.
+    weeks = Period(monday(start), end).days[::7]
+    return [
+        (week, await active_between(conn, midnight(week), midnight(week + _WEEK)))
+        for week in weeks
+    ]
 
 
 async def raw_checks_hourly(
