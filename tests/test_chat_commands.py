@@ -479,6 +479,7 @@ async def test_help_is_generated_from_the_registrations(svc: Services) -> None:
         "refresh",
         "whitelist add <name> <serial>",
         "whitelist remove <name> <serial>",
+        "rollback <channel> <version>",
     ]
 
 

@@ -18,6 +18,7 @@ from rasbot import (
     devicefeeds,
     health,
     logconfig,
+    rolloutweb,
     statsweb,
     webhook,
 )
@@ -77,6 +78,7 @@ def _framework_app(settings: Settings) -> FastAPI:
     app.include_router(beta.router)
     app.include_router(crashupload.router)
     app.include_router(statsweb.router)
+    app.include_router(rolloutweb.router)
     app.include_router(metrics_.router)
     app.state.metrics = metrics
     metrics.know_routes(app.routes)

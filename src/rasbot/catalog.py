@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from rasbot.releasebody import PackageSpec, parse_body
+from rasbot.rolloutplan import Plan
 from rasbot.versions import Version, parse_version
 
 CHANNELS = ("stable", "prerelease", "beta")
@@ -94,6 +95,8 @@ class Release:
     update: Mapping[str, Package]
     declared: frozenset[str]
     assets: Mapping[str, Asset]
+    #: The body's staged rollout (rasbot.rollout); None goes to everyone at once.
+    rollout: Plan | None = None
 
     def update_package(self, general: str, specific: str | None) -> Package | None:
         """The update package for a board, honouring a declared specific device."""
@@ -226,6 +229,7 @@ def _build_release(
         update={p.device: p for p in packages if p and p.kind == UPDATE},
         declared=frozenset(_canonical(s.device, canonical) for s in body.packages),
         assets=assets,
+        rollout=body.rollout,
     )
 
 

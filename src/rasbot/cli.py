@@ -248,6 +248,8 @@ def check_release(file: Any) -> int:
     ]
     if body.usable:
         click.echo(f"channel: {body.channel}, {len(body.changes)} changes")
+        if body.rollout is not None:
+            click.echo(f"rollout: {body.rollout}")
         for package in body.packages:
             state = "ok" if package.usable else "UNUSABLE"
             click.echo(f"{package.device} {package.kind}: {package.file} {state}")
@@ -273,6 +275,41 @@ def chat(text: str | None) -> int:
             lambda svc: terminal.run_command(svc, text), default_log_level=quiet
         )
     return _run(terminal.run_interactive, default_log_level=quiet)
+
+
+@main.command()
+@click.argument("version")
+@click.argument(
+    "action",
+    type=click.Choice(["status", "pause", "resume", "halt", "set"]),
+    default="status",
+)
+@click.argument("plan", nargs=-1)
+@_exits
+def rollout(version: str, action: str, plan: tuple[str, ...]) -> int:
+    """The staged rollout of release VERSION: its status, or one change to it.
+
+    `rasbot rollout 1.8.0 set 5%, 25% after 1d, 100% after 3d` sets its plan
+    (docs/rollouts.md). Changes are in the audit log under your Unix user.
+    """
+    if plan and action != "set":
+        raise click.UsageError("only `set` takes a plan")
+    text = f"rollout {version} {action} {' '.join(plan)}".strip()
+    return _run(
+        lambda svc: terminal.run_command(svc, text), default_log_level="warning"
+    )
+
+
+@main.command()
+@click.argument("channel", type=click.Choice(["stable", "prerelease"]))
+@click.argument("version")
+@_exits
+def rollback(channel: str, version: str) -> int:
+    """Offer release VERSION to the devices on CHANNEL's halted release."""
+    text = f"rollback {channel} {version}"
+    return _run(
+        lambda svc: terminal.run_command(svc, text), default_log_level="warning"
+    )
 
 
 @main.group("db")

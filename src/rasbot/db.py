@@ -253,6 +253,33 @@ github_download_counts = sa.Table(
     sa.Column("at", UtcDateTime, nullable=False),
 )
 
+#: Longest rollout plan and reason kept (rasbot.rollout).
+ROLLOUT_PLAN_MAX, ROLLOUT_REASON_MAX = 512, 1000
+
+# Staged rollouts (rasbot.rollout): a row per release whose rollout has begun or
+# was changed by hand. Every process keeps a copy in memory for /update.
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("release_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.String(CLIENT_VALUE_MAX), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    # Set from chat or the CLI; NULL means the plan of the release body.
+    sa.Column("plan", sa.String(ROLLOUT_PLAN_MAX)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("stage", sa.SmallInteger, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("stage_started_at", UtcDateTime, nullable=False),
+    # Health counts from here: the start, or the last `resume`.
+    sa.Column("judged_from", UtcDateTime, nullable=False),
+    # Device types the release is no longer offered to, comma-separated.
+    sa.Column("halted_devices", sa.String(512), nullable=False),
+    sa.Column("rollback_to", sa.String(CLIENT_VALUE_MAX)),
+    sa.Column("reason", sa.String(ROLLOUT_REASON_MAX), nullable=False),
+    sa.Column("changed_by", sa.String(128), nullable=False),
+    sa.Column("changed_at", UtcDateTime, nullable=False),
+)
+
 
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for ``url``; SQLite gets a busy timeout and WAL journaling."""

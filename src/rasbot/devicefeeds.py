@@ -25,7 +25,7 @@ from rasbot.catalog import Asset, Package, Release
 from rasbot.db import CLIENT_VALUE_MAX
 from rasbot.devices import match_device
 from rasbot.feeds import devices_json, install_json, update_xml
-from rasbot.selection import channel_of, installable, installable_devices, select_update
+from rasbot.selection import channel_of, installable, installable_devices
 from rasbot.services import Services
 from rasbot.settings import TrackDownloads
 from rasbot.versions import is_developer_build, parse_client_version
@@ -130,17 +130,23 @@ def answer_update(svc: Services, req: DeviceRequest) -> Answer:
     device = match_device(revision, svc.settings.device_board_map)
     tracked = req.tracked_base(svc, updater=True)
     beta = _beta_base(req, svc, serial) if channel == "beta" else None
+    catalog = svc.syncer.catalog
+    # Releases in a staged rollout that leave this serial out: usually none, and
+    # one hash per release being rolled out otherwise (rasbot.rollout).
+    rollouts = svc.rollouts.view(catalog)
+    excluded = rollouts.excluded(serial, device, channel)
 
     def make() -> tuple[bytes, str | None]:
         offer = None
         if not is_developer_build(version):
             client = parse_client_version(version)
-            offer = select_update(svc.syncer.catalog, channel, device, client)
+            offer = rollouts.select(channel, device, client, excluded)
         offered = offer.release.name if offer else None
         return update_xml(offer, tracked, beta_base=beta), offered
 
-    key = ("update", channel, device.general, device.specific, version, tracked, beta)
-    body, offered = svc.answers.get(svc.syncer.catalog, key, make)
+    key: tuple[object, ...] = ("update", channel, device.general, device.specific)
+    key += (version, tracked, beta, rollouts.generation, excluded)
+    body, offered = svc.answers.get(catalog, key, make)
 
     svc.recorder.record(
         "update_checks",

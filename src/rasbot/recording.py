@@ -44,6 +44,7 @@ class Recorder:
         self._max_rows = max_rows
         self._flush_seconds = flush_seconds
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.written = 0
@@ -93,7 +94,15 @@ class Recorder:
                     await asyncio.wait_for(self._wake.wait(), self._flush_seconds)
 
     async def flush(self) -> bool:
-        """Write every queued row; False when the database refused (rows kept)."""
+        """Write every queued row; False when the database refused (rows kept).
+
+        A flush waits for one in progress (the writer's), so that when it returns,
+        every row recorded before the call is written.
+        """
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         while self._rows:
             batch = [
                 self._rows.popleft() for _ in range(min(_BATCH_ROWS, self.pending))

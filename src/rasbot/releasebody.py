@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from rasbot.rolloutplan import ROLLOUT_CHANNELS, Plan, parse_plan
+
 __all__ = [
     "CHANNELS",
     "INSTALL",
@@ -80,11 +82,15 @@ class ReleaseBody:
     changes: tuple[str, ...]
     packages: tuple[PackageSpec, ...]
     problems: tuple[str, ...]
+    #: The staged rollout of the ``rollout:`` section (docs/rollouts.md).
+    rollout: Plan | None = None
+    #: A ``rollout:`` section that cannot be used keeps the release from devices.
+    rollout_broken: bool = False
 
     @property
     def usable(self) -> bool:
         """True when the release may be served at all (it names its channel)."""
-        return self.channel is not None
+        return self.channel is not None and not self.rollout_broken
 
     def package(self, kind: str, device: str) -> PackageSpec | None:
         """The ``install`` or ``update`` package for a device, usable or not."""
@@ -139,7 +145,25 @@ def _read_document(top: dict[str, Any]) -> ReleaseBody:
             packages.extend(_section(kind, top[kind], notes))
     if channel is not None and INSTALL not in top and UPDATE not in top:
         notes.append("the release body has no install or update section")
-    return ReleaseBody(channel, changes, tuple(packages), tuple(notes))
+    rollout, broken = _rollout(top, channel, notes)
+    return ReleaseBody(channel, changes, tuple(packages), tuple(notes), rollout, broken)
+
+
+def _rollout(
+    top: dict[str, Any], channel: str | None, notes: list[str]
+) -> tuple[Plan | None, bool]:
+    """The plan of the ``rollout:`` section, and whether it breaks the release."""
+    if "rollout" not in top or channel is None:
+        return None, False
+    if channel not in ROLLOUT_CHANNELS:
+        notes.append(f"rollout: a {channel} release goes to its testers at once")
+        return None, False
+    plan, reason = parse_plan(top["rollout"])
+    if plan is None:
+        # Serving it to everyone would defeat the plan its author wrote.
+        notes.append(f"rollout: {reason}; not served until the plan is fixed")
+        return None, True
+    return plan, False
 
 
 # --- YAML --------------------------------------------------------------------

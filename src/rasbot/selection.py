@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from rasbot.catalog import Catalog, Package, Release
@@ -41,17 +42,25 @@ class Offer:
 
 
 def select_update(
-    catalog: Catalog, channel: str, device: DeviceMatch, client: Version | None
+    catalog: Catalog,
+    channel: str,
+    device: DeviceMatch,
+    client: Version | None,
+    excluded: Collection[int] = (),
 ) -> Offer | None:
     """The highest release on the client's ladder with a package for its board.
 
     Only a release strictly newer than ``client`` is offered; ``None`` for the client
     version means unknown, which is offered the highest release it is entitled to.
+    Releases whose id is in ``excluded`` (a rollout that leaves this device out)
+    are passed over, as if they were not published.
     """
     for release in catalog.on_channels(LADDER[channel]):
         if client is not None and release.version <= client:
             # Releases come highest first: nothing further down is newer.
             return None
+        if release.id in excluded:
+            continue
         package = release.update_package(device.general, device.specific)
         if package is not None:
             return Offer(release, package)

@@ -8,16 +8,23 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rasbot import crashes, db, migrate, retention
 from rasbot.answercache import AnswerCache
 from rasbot.betadir import BetaDir
+from rasbot.catalog import Catalog
 from rasbot.chat.audit import AuditLog
+from rasbot.chat.render import plain_text
+from rasbot.chat.replies import Reply
 from rasbot.github import FileSource, GitHubSource, Source
 from rasbot.githubcounts import DownloadCounts
 from rasbot.lease import Lease
 from rasbot.recording import Recorder
+from rasbot.rollout import Rollouts
+from rasbot.rolloutreport import Thresholds
+from rasbot.rolloutwatch import RolloutWatch
 from rasbot.settings import Settings
 from rasbot.sync import CatalogStore, Syncer
 from rasbot.whitelist import Whitelist
@@ -25,8 +32,11 @@ from rasbot.whitelist import Whitelist
 if TYPE_CHECKING:
     from rasbot.chat.slack import SlackBot
 
+log = structlog.get_logger(__name__)
+
 # How often each process rereads state that another process may have changed.
 WHITELIST_RELOAD_SECONDS = 5.0
+ROLLOUT_RELOAD_SECONDS = 5.0
 CATALOG_FOLLOW_SECONDS = 3.0
 CRASH_CLEANUP_SECONDS = 3600.0
 
@@ -56,7 +66,31 @@ class Services:
     poller: Lease | None = None
     slack: SlackBot | None = None
     answers: AnswerCache = field(default_factory=AnswerCache)
+    rollout_lease: Lease | None = None
+    rollouts: Rollouts = field(init=False)
+    rollout_watch: RolloutWatch = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        def catalog() -> Catalog:
+            return self.syncer.catalog
+
+        self.rollouts = Rollouts(self.engine, catalog)
+        self.rollout_watch = RolloutWatch(
+            self.rollouts,
+            self.engine,
+            catalog,
+            AuditLog(self.engine),
+            self.alert,
+            Thresholds.from_settings(self.settings),
+        )
+
+    async def alert(self, reply: Reply) -> None:
+        """Tell the operators: in the log, and in the Slack alert channel if set."""
+        log.warning("alert", text=plain_text(reply, lambda image: image.title))
+        channel = self.settings.slack_channel
+        if self.slack is not None and channel:
+            await self.slack.post_alert(channel, reply)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -84,6 +118,7 @@ class Services:
             await migrate.upgrade(self.engine)
         await self.syncer.load()
         await self.whitelist.reload()
+        await self.rollouts.reload()
 
     async def start(self) -> None:
         """Open, then start polling, reloading and recording in the background."""
@@ -108,7 +143,16 @@ class Services:
             self._spawn(self.syncer.poll_forever(poll, self.poller))
         else:
             self._spawn(self._refresh_once())
+        self._start_rollouts()
         self._start_slack()
+
+    def _start_rollouts(self) -> None:
+        """Follow rollout changes of other processes; watch them under the lease."""
+        self._spawn(self.rollouts.reload_forever(ROLLOUT_RELOAD_SECONDS))
+        seconds = self.settings.rollout_check_seconds
+        # The holder renews at every check: the lease outlives the gap between two.
+        self.rollout_lease = Lease(self.engine, "rollouts", 2 * seconds + 60)
+        self._spawn(self.rollout_watch.watch_forever(seconds, self.rollout_lease))
 
     def _start_slack(self) -> None:
         """Answer Slack when a bot token is set: over HTTP, and Socket Mode if set."""
@@ -137,6 +181,8 @@ class Services:
         self._tasks.clear()
         if self.poller is not None:
             await self.poller.release()
+        if self.rollout_lease is not None:
+            await self.rollout_lease.release()
         await self.recorder.stop()
         await self.syncer.aclose()
         await self.engine.dispose()

@@ -122,6 +122,33 @@ class Settings(BaseSettings):
     dashboard: bool = Field(
         True, description="Serve the statistics dashboard at /dashboard."
     )
+    rollout_check_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds between two looks at every rollout's stage and health.",
+    )
+    rollout_confirm_hours: float = Field(
+        12.0,
+        gt=0,
+        description="Hours a device has to come back after staging, or it is missing.",
+    )
+    rollout_max_missing_percent: float = Field(
+        5.0,
+        ge=0,
+        description="Points of missing devices over the previous release's that halt "
+        "a device type.",
+    )
+    rollout_max_crash_percent: float = Field(
+        10.0,
+        ge=0,
+        description="Crash reports per 100 devices over the previous release's that "
+        "halt a device type.",
+    )
+    rollout_min_devices: int = Field(
+        20,
+        gt=0,
+        description="Devices of a type judged before its health can halt a rollout.",
+    )
     device_boards: str = Field(
         "RPi3bplus=0x0d,0x0e",
         description="Specific devices by board type, e.g. RPi3bplus=0x0d,0x0e.",

@@ -8,7 +8,15 @@ with a `family = Family("stats")` whose handlers are registered with
 
 from __future__ import annotations
 
-from rasbot.chat import boards, downloads, history, releases, stats, whitelist
+from rasbot.chat import (
+    boards,
+    downloads,
+    history,
+    releases,
+    rollout,
+    stats,
+    whitelist,
+)
 from rasbot.chat import help as help_
 from rasbot.chat.registry import Family, Registry
 
@@ -20,6 +28,7 @@ FAMILIES: tuple[Family, ...] = (
     boards.family,
     history.family,
     stats.family,
+    rollout.family,
 )
 
 

@@ -190,6 +190,14 @@ class SlackBot:
         note = texts.SLACK_MOVED_TO_DM.format(user=message.user)
         await _send(client, message.channel, note, [], message.thread_ts)
 
+    async def post_alert(self, channel: str, reply: Reply) -> None:
+        """Post ``reply`` to the alert ``channel``; Slack's trouble is only logged."""
+        images = [part for part in reply.parts if isinstance(part, Image)]
+        try:
+            await _send(self.app.client, channel, slack_text(reply), images, None)
+        except (SlackApiError, *_NETWORK_ERRORS) as exc:
+            log.warning("slack.alert_failed", channel=channel, error=_why(exc))
+
     def _too_long(self, text: str) -> bool:
         settings = self._settings
         return (

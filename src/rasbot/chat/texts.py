@@ -131,3 +131,72 @@ STATS_DOWNLOADS = (
     "through rasbot. Say `graph downloads` or `downloads` for more."
 )
 GRAPH_TITLE = "{title}, last {days} days"
+
+# rollout, rollback, and what the rollout watch tells the alert channel
+ROLLOUT_FAILED = "Rollout unchanged: {reason}."
+ROLLOUT_BAD_PLAN = "`{plan}` is not a plan: {reason}."
+ROLLOUT_STARTED = (
+    "Rollout of `{version}` ({channel}) started: {share} of devices from now, "
+    "plan `{plan}`."
+)
+ROLLOUT_ADVANCED = (
+    "Rollout of `{version}` advanced to {share} (stage {stage} of {stages}): healthy."
+)
+ROLLOUT_COMPLETE = "Rollout of `{version}` complete: every device is offered it."
+ROLLOUT_HALTED_DEVICES = (
+    "Rollout of `{version}` halted for {devices}. {reasons}. They are offered it no "
+    "more, and the rollout holds at {share}. Say `rollout {version} status`, "
+    "`rollout {version} resume`, or `rollback {channel} <earlier version>`."
+)
+ROLLOUT_HALTED_ALL = (
+    "Rollout of `{version}` halted. {reasons}. No device is offered it any more. "
+    "Say `rollout {version} status`, `rollout {version} resume`, or "
+    "`rollback {channel} <earlier version>`."
+)
+ROLLOUT_MISSING = (
+    "{device}: {missing} of {judged} devices missing {hours}h after staging "
+    "({rate} against {before} before)"
+)
+ROLLOUT_CRASHING = (
+    "{device}: {crashes} crash reports from {confirmed} devices "
+    "({rate}/100 against {before}/100 before)"
+)
+ROLLOUT_PAUSED = (
+    "Rollout of `{version}` paused at {share}: it advances no more until "
+    "`rollout {version} resume`."
+)
+ROLLOUT_RESUMED = "Rollout of `{version}` resumed at {share}; health counts from now."
+ROLLOUT_HALTED_BY_HAND = (
+    "Rollout of `{version}` halted: no device is offered it any more. Devices on "
+    "it can be offered an earlier release with `rollback {channel} <version>`."
+)
+ROLLOUT_PLAN_SET = "Rollout of `{version}` follows `{plan}` from now, at {share}."
+ROLLBACK_FAILED = "No rollback: {reason}."
+ROLLBACK_DONE = "Devices on `{halted}`{devices} are offered `{target}` from now on."
+ROLLOUT_NO_PLAN = "`{version}` ({channel}) has no rollout plan: every device gets it."
+ROLLOUT_STATUS = (
+    "`{version}` ({channel}): {state} at {share}, stage {stage} of {stages} "
+    "since {since}."
+)
+ROLLOUT_NEXT = "Next: {share} from {at}, if healthy."
+ROLLOUT_PLAN = "Plan: `{plan}` ({source})."
+ROLLOUT_PLAN_FROM_BODY = "from the release body"
+ROLLOUT_PLAN_FROM_CHAT = "set from chat or the CLI"
+ROLLOUT_HALTED_FOR = "Halted for {devices}: they are offered it no more."
+ROLLOUT_ROLLBACK = "Devices on it are offered `{target}`."
+ROLLOUT_LAST_CHANGE = "Last change: {reason} ({who}, {when})."
+ROLLOUT_HEALTH = "Health per device type since {since}"
+ROLLOUT_HEALTH_BEFORE = "; before: `{previous}` over its first {hours}h"
+ROLLOUT_HEALTH_COLUMNS = (
+    "device",
+    "offered",
+    "staged",
+    "confirmed",
+    "missing",
+    "crashes",
+    "missing before",
+    "crashes before",
+)
+ROLLOUT_NOT_STARTED = "starting"
+ROLLOUTS_NONE = "No rollouts: releases without a plan go to every device at once."
+ROLLOUTS_COLUMNS = ("version", "channel", "state", "share", "stage", "since")
