@@ -1,8 +1,10 @@
 """The HTTP servers `rasbot serve` can run the application on.
 
 granian (written in Rust) answered the device endpoints about 1.4 times as fast as
-uvicorn with uvloop and httptools, measured with bench/run.py; it is used when it
-is installed, and `RASBOT_SERVER` or `rasbot serve --server` picks either.
+uvicorn with uvloop and httptools, measured with bench/run.py. uvicorn stays the
+default: under runit, granian with two workers now and then ignored a SIGTERM that
+came a few seconds after start. `RASBOT_SERVER` or `rasbot serve --server granian`
+picks granian.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 
 APP = "rasbot.app:create_app"
-SERVERS = ("granian", "uvicorn")
+SERVERS = ("uvicorn", "granian")
 
 
 def available(name: str) -> bool:
@@ -19,7 +21,7 @@ def available(name: str) -> bool:
 
 
 def choose(wanted: str) -> str:
-    """The server to run: ``wanted``, or for ``auto`` the fastest installed."""
+    """The server to run: ``wanted``, or for ``auto`` the first installed."""
     if wanted != "auto":
         return wanted
     return next(name for name in SERVERS if available(name))
