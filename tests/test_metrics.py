@@ -7,7 +7,7 @@ from collections.abc import Callable
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from rasbot.metrics import Metrics
+from rasbot.metrics import Metrics, RouteCounts
 from tests.conftest import services
 
 UPDATE = "/update?channel=16&revision=a02082&serial=00000000abcdef12&version=1.6.2"
@@ -98,3 +98,19 @@ def test_each_application_has_its_own_registry() -> None:
     first.know_routes([])
 
     assert first.registry is not second.registry
+
+
+def test_latency_buckets_count_requests_at_most_their_bound() -> None:
+    counts = RouteCounts()
+    for seconds in (0.0005, 0.0007, 0.003, 20.0):
+        counts.observe(seconds)
+
+    buckets = dict(counts.cumulative())
+
+    assert buckets["0.0005"] == 1  # a bound holds what took exactly that long
+    assert buckets["0.001"] == 2
+    assert buckets["0.0025"] == 2
+    assert buckets["0.005"] == 3
+    assert buckets["10.0"] == 3
+    assert buckets["+Inf"] == counts.count == 4
+    assert counts.seconds == 0.0005 + 0.0007 + 0.003 + 20.0

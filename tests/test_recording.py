@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -68,3 +69,37 @@ async def test_queue_is_bounded_and_counts_what_it_drops(engine: Any) -> None:
     assert (recorder.pending, recorder.dropped) == (10, 15)
     assert await recorder.flush()
     assert await count(engine) == 10
+
+
+async def test_every_table_reads_back_what_was_recorded(engine: Any) -> None:
+    # Rows go to the driver as plain values: the dialect's own conversions (SQLite
+    # keeps datetimes as text) must still apply, and unset columns must be NULL.
+    # Whole seconds: MySQL's DATETIME keeps no fraction.
+    at = datetime(2026, 12, 3, 20, 15, 30, tzinfo=UTC)
+    recorded = {
+        "update_checks": {
+            "serial": "00000000abcdef12",
+            "revision": "a02082",
+            "device": "RPi2",
+            "client_version": "1.6.2.123-e23a7eef",
+            "channel": "stable",
+            "address": "2001:db8::1",
+            "offered": "1.7.3",
+        },
+        "updates_staged": {"channel": "beta", "from_version": "1.7.1"},
+        "installs": {"platform": "osx", "device": "RPi"},
+        "downloads": {"release_id": 2**40, "version": "1.7.3", "asset": "a.tar.gz"},
+    }
+    recorder = Recorder(engine, max_rows=100, flush_seconds=60)
+    for table, row in recorded.items():
+        recorder.record(table, at=at, **row)
+    assert await recorder.flush()
+
+    async with engine.connect() as conn:
+        for name, row in recorded.items():
+            table = db.metadata.tables[name]
+            found = dict((await conn.execute(sa.select(table))).one()._mapping)
+            assert found.pop("at").replace(tzinfo=UTC) == at
+            found.pop("id")
+            assert found == {c: row.get(c) for c in found}
+            assert all(found[c] is None for c in found if c not in row)

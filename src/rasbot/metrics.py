@@ -1,10 +1,11 @@
 """GET /metrics for Prometheus: requests per route, and the state of the services.
 
-Request counts and latencies come from a small ASGI middleware. /update is the hot
-path, so the middleware does per request one dictionary lookup of the path, one
-counter increment and one histogram observation, on children labelled once at
-start-up. Everything else (recording queue, catalog, GitHub sync and rate limit) is
-read from the services when Prometheus scrapes, by a custom collector: nothing is
+Request counts and latencies come from a small ASGI middleware and from the device
+endpoints' fast path. /update is the hot path, so a request costs one dictionary
+lookup of the path and three additions to plain numbers (`RouteCounts`); they are
+turned into Prometheus' counter and histogram when Prometheus scrapes, like
+everything else: the recording queue, catalog, GitHub sync and rate limit are
+read from the services at scrape time, by custom collectors: nothing is
 counted twice and nothing is kept up to date in between.
 
 Each process has its own registry: with several workers, each scrape sees one of
@@ -15,21 +16,17 @@ deployed; until then run one worker per host, as `rasbot serve` does by default.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
@@ -55,61 +52,76 @@ _BUCKETS = (
 )  # fmt: skip
 
 
-class Metrics:
-    """The registry of one application, and the children of each route."""
+class RouteCounts:
+    """Requests answered on one route: how many, their seconds, per bucket."""
+
+    __slots__ = ("buckets", "count", "seconds")
 
     def __init__(self) -> None:
-        # The *_created series only repeat when a counter first counted.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.count = 0
+        self.seconds = 0.0
+        #: Requests per bucket of `_BUCKETS` (the last: slower than all of them).
+        self.buckets = [0] * (len(_BUCKETS) + 1)
+
+    def observe(self, seconds: float) -> None:
+        """Count one request answered in ``seconds``."""
+        self.count += 1
+        self.seconds += seconds
+        self.buckets[bisect_left(_BUCKETS, seconds)] += 1
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """Prometheus' buckets: requests answered in at most each bound."""
+        found: list[tuple[str, float]] = []
+        total = 0
+        for bound, count in zip(
+            (*map(str, _BUCKETS), "+Inf"), self.buckets, strict=True
+        ):
+            total += count
+            found.append((bound, total))
+        return found
+
+
+class Metrics:
+    """The registry of one application, and the counts of each route."""
+
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.services: Services | None = None
-        self._requests = Counter(
-            "rasbot_http_requests",
-            "HTTP requests answered, by route.",
-            ["route"],
-            registry=self.registry,
-        )
-        self._latency = Histogram(
-            "rasbot_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route.",
-            ["route"],
-            buckets=_BUCKETS,
-            registry=self.registry,
-        )
-        self._exact: dict[str, tuple[Any, Any]] = {}
-        self._prefixes: list[tuple[str, tuple[Any, Any]]] = []
-        self._other = self._children(OTHER)
+        self._exact: dict[str, RouteCounts] = {}
+        self._prefixes: list[tuple[str, RouteCounts]] = []
+        self._routes: dict[str, RouteCounts] = {}
+        self._other = self.route(OTHER)
+        self.registry.register(RoutesCollector(self._routes))
         self.registry.register(ServicesCollector(self))
 
     def know_routes(self, routes: Iterable[BaseRoute]) -> None:
         """Label the application's routes: exact paths, and templates by prefix."""
         for path in _paths(routes):
             if "{" not in path:
-                self._exact[path] = self._children(path)
+                self._exact[path] = self.route(path)
             else:
                 prefix = path[: path.index("{")]
-                self._prefixes.append((prefix, self._children(path)))
+                self._prefixes.append((prefix, self.route(path)))
         # The longest prefix first, so that /dashboard/ beats /.
         self._prefixes.sort(key=lambda item: -len(item[0]))
 
-    def _children(self, route: str) -> tuple[Any, Any]:
-        return self._requests.labels(route), self._latency.labels(route)
+    def route(self, label: str) -> RouteCounts:
+        """The counts labelled ``label``, made on first use."""
+        return self._routes.setdefault(label, RouteCounts())
 
-    def children(self, path: str) -> tuple[Any, Any]:
-        """The (counter, histogram) of the route serving ``path``."""
+    def counts(self, path: str) -> RouteCounts:
+        """The counts of the route serving ``path``."""
         found = self._exact.get(path)
         if found is not None:
             return found
-        for prefix, children in self._prefixes:
+        for prefix, counts in self._prefixes:
             if path.startswith(prefix):
-                return children
+                return counts
         return self._other
 
     def observe(self, path: str, seconds: float) -> None:
         """Count one request answered on ``path`` in ``seconds``."""
-        counter, histogram = self.children(path)
-        counter.inc()
-        histogram.observe(seconds)
+        self.counts(path).observe(seconds)
 
 
 def _paths(routes: Iterable[BaseRoute]) -> Iterator[str]:
@@ -135,13 +147,37 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        counter, histogram = self.metrics.children(scope["path"])
+        counts = self.metrics.counts(scope["path"])
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
-            counter.inc()
-            histogram.observe(time.perf_counter() - started)
+            counts.observe(time.perf_counter() - started)
+
+
+class RoutesCollector(Collector):
+    """Requests per route and their latencies, as counted so far."""
+
+    def __init__(self, routes: dict[str, RouteCounts]) -> None:
+        self._routes = routes
+
+    def collect(self) -> Iterator[Metric]:
+        """The request counter and the latency histogram, labelled by route."""
+        requests = CounterMetricFamily(
+            "rasbot_http_requests",
+            "HTTP requests answered, by route.",
+            labels=["route"],
+        )
+        latency = HistogramMetricFamily(
+            "rasbot_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route.",
+            labels=["route"],
+        )
+        for route, counts in sorted(self._routes.items()):
+            requests.add_metric([route], counts.count)
+            latency.add_metric([route], counts.cumulative(), counts.seconds)
+        yield requests
+        yield latency
 
 
 class ServicesCollector(Collector):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,6 +31,44 @@ TABLES: Mapping[str, sa.Table] = {
     for table in (db.update_checks, db.updates_staged, db.installs, db.downloads)
 }
 
+
+@dataclass(frozen=True)
+class _Insert:
+    """One table's INSERT, compiled once for the database's driver.
+
+    A batch goes to the driver's ``executemany`` as rows of plain values: the
+    statement builder would compile and check every row again, which cost four
+    times as much as the driver's own work.
+    """
+
+    sql: str
+    columns: tuple[str, ...]
+    #: The dialect's conversions of values (SQLite's of datetimes), by position.
+    convert: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    @classmethod
+    def of(cls, table: sa.Table, dialect: Dialect) -> _Insert:
+        names = [column.name for column in table.columns if not column.primary_key]
+        compiled = sa.insert(table).inline().compile(dialect=dialect, column_keys=names)
+        # Every supported driver takes positional parameters (?, %s or $n).
+        columns = tuple(compiled.positiontup or ())
+        assert sorted(columns) == sorted(names), compiled.string
+        convert = []
+        for index, name in enumerate(columns):
+            column_type = table.c[name].type.dialect_impl(dialect)
+            processor = column_type.bind_processor(dialect)
+            if processor is not None:
+                convert.append((index, processor))
+        return cls(compiled.string, columns, tuple(convert))
+
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The row's values in the statement's order, converted."""
+        values = [row.get(name) for name in self.columns]
+        for index, convert in self.convert:
+            values[index] = convert(values[index])
+        return tuple(values)
+
+
 # One INSERT carries at most this many rows, well under every database's limits.
 _BATCH_ROWS = 1000
 
@@ -40,6 +80,7 @@ class Recorder:
         self, engine: AsyncEngine, *, max_rows: int, flush_seconds: float
     ) -> None:
         self._engine = engine
+        self._inserts: dict[tuple[Dialect, str], _Insert] = {}
         self._rows: deque[tuple[str, dict[str, Any]]] = deque()
         self._max_rows = max_rows
         self._flush_seconds = flush_seconds
@@ -119,12 +160,19 @@ class Recorder:
         return True
 
     async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        by_table: dict[str, list[dict[str, Any]]] = {}
+        by_table: dict[str, list[Mapping[str, Any]]] = {}
         for table, row in batch:
             by_table.setdefault(table, []).append(row)
         async with self._engine.begin() as conn:
             for table, rows in by_table.items():
-                await conn.execute(sa.insert(TABLES[table]), rows)
+                insert = self._insert(conn.dialect, table)
+                await conn.exec_driver_sql(insert.sql, [insert.values(r) for r in rows])
+
+    def _insert(self, dialect: Dialect, table: str) -> _Insert:
+        found = self._inserts.get((dialect, table))
+        if found is None:
+            found = self._inserts[dialect, table] = _Insert.of(TABLES[table], dialect)
+        return found
 
     def _trim(self) -> None:
         # Rows recorded while a write was failing may have pushed past the bound.
