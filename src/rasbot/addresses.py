@@ -7,24 +7,39 @@ proxy; anyone else could write them.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from functools import lru_cache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# A request asks up to three of these, and the proxies' own addresses come back with
+# every request behind them: parsing one costs more than the rest of an answer.
+_CACHED = 4096
 
 
-def is_trusted(address: str | None, proxies: Sequence[Network]) -> bool:
+def is_trusted(address: str | None, proxies: tuple[Network, ...]) -> bool:
     """Whether ``address`` belongs to one of the trusted proxy networks."""
     if not address or not proxies:
         return False
+    return _in_networks(address, proxies)
+
+
+@lru_cache(maxsize=_CACHED)
+def _in_networks(address: str, networks: tuple[Network, ...]) -> bool:
+    ip = _ip(address)
+    return ip is not None and any(ip in network for network in networks)
+
+
+@lru_cache(maxsize=_CACHED)
+def _ip(address: str) -> Address | None:
     try:
-        ip = ipaddress.ip_address(address.strip())
+        return ipaddress.ip_address(address.strip())
     except ValueError:
-        return False
-    return any(ip in network for network in proxies)
+        return None
 
 
 def client_address(
-    peer: str | None, forwarded_for: str | None, proxies: Sequence[Network]
+    peer: str | None, forwarded_for: str | None, proxies: tuple[Network, ...]
 ) -> str | None:
     """The client's address: the peer, or behind trusted proxies the right-most
     ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
@@ -33,15 +48,9 @@ def client_address(
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not is_trusted(hop, proxies):
-            return _valid(hop) or peer
+            ip = _ip(hop)
+            return peer if ip is None else str(ip)
     return hops[0] if hops else peer
-
-
-def _valid(hop: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(hop))
-    except ValueError:
-        return None
 
 
 def base_url(
