@@ -23,7 +23,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from rasbot.addresses import base_url, client_address, is_trusted
 from rasbot.catalog import Asset, Package, Release
 from rasbot.db import CLIENT_VALUE_MAX
-from rasbot.devices import match_device
+from rasbot.devices import DeviceMatch, match_device
 from rasbot.feeds import devices_json, install_json, update_xml
 from rasbot.selection import channel_of, installable, installable_devices
 from rasbot.services import Services
@@ -166,10 +166,13 @@ def answer_update(svc: Services, req: DeviceRequest) -> Answer:
     revision = req.param("revision")
     version = req.param("version")
     channel = channel_of(req.param("channel"), whitelisted=serial in svc.whitelist)
-    device = match_device(revision, svc.settings.device_board_map)
+    catalog = svc.syncer.catalog
+    cache = svc.answers
+    device: DeviceMatch = cache.get(
+        catalog, ("device", revision), lambda: _device(svc, revision)
+    )
     tracked = req.tracked_base(svc, updater=True)
     beta = _beta_base(req, svc, serial) if channel == "beta" else None
-    catalog = svc.syncer.catalog
     # Releases in a staged rollout that leave this serial out: usually none, and
     # one hash per release being rolled out otherwise (rasbot.rollout).
     rollouts = svc.rollouts.view(catalog)
@@ -183,21 +186,26 @@ def answer_update(svc: Services, req: DeviceRequest) -> Answer:
         offered = offer.release.name if offer else None
         return update_xml(offer, tracked, beta_base=beta), offered
 
-    key: tuple[object, ...] = ("update", channel, device.general, device.specific)
-    key += (version, tracked, beta, rollouts.generation, excluded)
-    body, offered = svc.answers.get(catalog, key, make)
+    general, specific = device.general, device.specific
+    key = (channel, general, specific, version, tracked, beta, rollouts.generation)
+    body, offered = cache.get(catalog, ("update", *key, excluded), make)
 
     svc.recorder.record(
         "update_checks",
         serial=serial or None,
         revision=revision or None,
-        device=device.specific or device.general,
+        device=specific or general,
         client_version=version or None,
         channel=channel,
         address=req.address(svc),
         offered=offered,
     )
     return Answer(body, XML)
+
+
+def _device(svc: Services, revision: str) -> DeviceMatch:
+    # Asked of every /update, and devices send a few dozen revision codes.
+    return match_device(revision, svc.settings.device_board_map)
 
 
 def _beta_base(req: DeviceRequest, svc: Services, serial: str) -> str:
