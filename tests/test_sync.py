@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from rasbot import db, migrate
-from rasbot.github import GitHubSource
+from rasbot import catalogprocess, db, migrate, sync
+from rasbot.github import FileSource, GitHubSource, SourceError, trim_release
 from rasbot.sync import CatalogStore, Syncer
 from tests import factories
 from tests.github_stub import GitHubStub
@@ -325,8 +328,10 @@ async def test_token_is_stored_nowhere(syncer: Syncer, engine: Any) -> None:
 
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.select(db.catalog_state))).all()
+        pages = await conn.scalar(sa.select(db.catalog_listing.c.pages))
 
     assert rows and all(TOKEN not in str(value) for row in rows for value in row)
+    assert pages and TOKEN not in zlib.decompress(pages).decode()
 
 
 async def test_pagination_leaving_the_api_host_is_refused(
@@ -350,8 +355,8 @@ async def test_pagination_leaving_the_api_host_is_refused(
 
 async def stored_pages(engine: Any) -> str | None:
     async with engine.connect() as conn:
-        found: str | None = await conn.scalar(sa.select(db.catalog_state.c.pages))
-        return found
+        found: bytes | None = await conn.scalar(sa.select(db.catalog_listing.c.pages))
+    return None if found is None else zlib.decompress(found).decode()
 
 
 async def wait_for(condition: Any, seconds: float = 5.0) -> None:
@@ -414,7 +419,89 @@ async def test_raw_releases_are_not_kept_in_memory(syncer: Syncer) -> None:
 
 
 async def stored_state(engine: Any) -> tuple[str, Any]:
-    table = db.catalog_state
+    state, listing = db.catalog_state, db.catalog_listing
     async with engine.connect() as conn:
-        row = (await conn.execute(sa.select(table.c.pages, table.c.fetched_at))).one()
-    return row.pages, row.fetched_at
+        row = (
+            await conn.execute(
+                sa.select(listing.c.pages, state.c.fetched_at).join_from(
+                    listing, state, listing.c.name == state.c.name
+                )
+            )
+        ).one()
+    return zlib.decompress(row.pages).decode(), row.fetched_at
+
+
+# --- memory: large catalogs built in a child process, files read a release at a time
+
+
+async def test_a_large_catalog_is_built_in_a_child_process_the_same(
+    github: GitHubStub, syncer: Syncer, engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await syncer.refresh()
+    here = make_syncer(github, engine)
+    await here.load()
+    built: list[object] = []
+    real_build = catalogprocess.build
+
+    async def counted(job: catalogprocess.Job) -> tuple[bool, catalogprocess.Built]:
+        found = await real_build(job)
+        built.append(found)
+        return found
+
+    monkeypatch.setattr(sync, "CHILD_BUILD_CHARS", 0)
+    monkeypatch.setattr(catalogprocess, "build", counted)
+    child = make_syncer(github, engine)
+    await child.load()
+    await here.aclose()
+    await child.aclose()
+
+    assert built and built[0][0] is True
+    assert child.catalog == here.catalog
+    assert child._pages == here._pages
+
+
+async def test_a_check_only_this_process_has_keeps_the_build_here(
+    github: GitHubStub, syncer: Syncer, engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await syncer.refresh()
+    monkeypatch.setattr(sync, "CHILD_BUILD_CHARS", 0)
+    restarted = Syncer(
+        GitHubSource(github.url, "RasPlex/RasPlex", token=TOKEN),
+        CatalogStore(engine),
+        devices=["RPi2", "RPi", "RPi3bplus"],
+        in_beta_dir=lambda name: False,
+    )
+
+    await restarted.load()
+    await restarted.aclose()
+
+    assert versions(restarted) == ALL_VERSIONS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"id": 1, "author": {"login": "x"}}, {"id": 2}]',
+        ' \n[ {"id":1} ,{"id":2}\n]\n',
+    ],
+)
+async def test_a_releases_file_is_read_as_json_loads_reads_it(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "releases.json"
+    path.write_text(text)
+
+    listing = await FileSource(path).fetch(())
+
+    assert listing.releases == [trim_release(r) for r in json.loads(text)]
+
+
+@pytest.mark.parametrize("text", ["{}", "[1]", '[{"id": 1}] x', '[{"id": 1},]', "["])
+async def test_a_releases_file_that_is_no_array_of_releases_fails(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "releases.json"
+    path.write_text(text)
+
+    with pytest.raises(SourceError):
+        await FileSource(path).fetch(())

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from rasbot.releasebody import PackageSpec, parse_body
@@ -31,6 +31,8 @@ _GITHUB_RENAMED = re.compile(r"[^A-Za-z0-9._+-]")
 # It is a marker, not a URL a client can use: the /update feed replaces it with
 # one of this server that carries the client's serial (PROTOCOL.md 5).
 BETA_URL_SCHEME = "beta:"
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +162,10 @@ def build_catalog(
     canonical = {device.lower(): device for device in devices}
     releases: dict[Version, Release] = {}
     problems: list[Problem] = []
+    share = _Shared()
     for raw in raw_releases:
         release = _build_release(
-            raw, canonical, serve_beta_drafts, problems, in_beta_dir
+            raw, canonical, serve_beta_drafts, problems, in_beta_dir, share
         )
         if release is None:
             continue
@@ -184,7 +187,9 @@ def _build_release(
     serve_beta_drafts: bool,
     problems: list[Problem],
     in_beta_dir: Callable[[str], bool] | None = None,
+    share: _Shared | None = None,
 ) -> Release | None:
+    share = share or _Shared()
     tag = str(raw.get("tag_name") or "")
     name = str(raw.get("name") or "").strip() or tag
     label = name or f"release {raw.get('id')}"
@@ -216,21 +221,34 @@ def _build_release(
         _package(spec, canonical, assets, label, problems, beta)
         for spec in body.packages
     ]
+    declared = frozenset(_canonical(s.device, canonical) for s in body.packages)
     return Release(
         id=int(raw.get("id") or 0),
         name=name,
-        tag=tag or name,
+        tag=name if tag == name else tag or name,
         version=version,
-        channel=body.channel,
+        channel=share(body.channel),
         draft=draft,
         published_at=published,
-        changes=body.changes,
+        changes=share(tuple(share(line) for line in body.changes)),
         install={p.device: p for p in packages if p and p.kind == INSTALL},
         update={p.device: p for p in packages if p and p.kind == UPDATE},
-        declared=frozenset(_canonical(s.device, canonical) for s in body.packages),
+        declared=share(declared),
         assets=assets,
         rollout=body.rollout,
     )
+
+
+class _Shared:
+    """One object for equal values across a catalog: thousands of releases repeat
+    their channel, their device sets and many lines of release notes."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, Any] = {}
+
+    def __call__(self, value: _T) -> _T:
+        found: _T = self._seen.setdefault(value, value)
+        return found
 
 
 def _package(

@@ -29,6 +29,7 @@ metadata = sa.MetaData(
 
 # MySQL's TEXT holds 64 KiB; a catalog of thousands of releases needs more.
 LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+LongBlob = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 UtcDateTime = sa.DateTime(timezone=True)
 
 
@@ -43,9 +44,19 @@ catalog_state = sa.Table(
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("source", sa.String(512), nullable=False),
-    sa.Column("pages", LongText, nullable=False),
     sa.Column("fetched_at", UtcDateTime, nullable=False),
     sa.Column("changed_at", UtcDateTime, nullable=False),
+)
+
+# The listing of the catalog_state row of the same name, as zlib-compressed JSON:
+# megabytes, kept apart so that the bookkeeping is read and updated without it.
+catalog_listing = sa.Table(
+    "catalog_listing",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    # Length of the listing's JSON text, read without reading the listing.
+    sa.Column("chars", sa.Integer, nullable=False),
+    sa.Column("pages", LongBlob, nullable=False),
 )
 
 update_checks = sa.Table(

@@ -93,7 +93,15 @@ def install_json(
     base_url: str | None,
 ) -> bytes:
     """The /install answer for one device, in the order the installer shows."""
-    return _json([_install_entry(r, p, device, base_url) for r, p in entries])
+    # Entry by entry into one buffer: with thousands of releases, a list of dicts
+    # (or of encoded parts) would take several times the answer's size at once.
+    answer = bytearray(b"[")
+    for number, (release, package) in enumerate(entries):
+        if number:
+            answer += b","
+        answer += _json(_install_entry(release, package, device, base_url))
+    answer += b"]"
+    return bytes(answer)
 
 
 def _install_entry(

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import httpx
 import structlog
 
 from rasbot import __version__
+
+if TYPE_CHECKING:
+    import httpx
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +46,10 @@ _ASSET_FIELDS = (
     "state",
     "browser_download_url",
 )
+
+# Keys of any object in a listing that rasbot reads: the rest (authors, reactions,
+# API URLs) is dropped while the JSON is decoded, before it takes up memory.
+_KEPT_KEYS = frozenset({*_RELEASE_FIELDS, *_ASSET_FIELDS, "assets"})
 
 # A Link chain longer than this is a loop, not a release history.
 _MAX_PAGES = 500
@@ -164,10 +171,17 @@ class FileSource:
             tag = f"{stat.st_mtime_ns}:{stat.st_size}"
             if [page.etag for page in previous] == [tag]:
                 return Listing(tuple(previous), not_modified=True)
-            data = json.loads(self.path.read_bytes())
+            data = self.path.read_bytes()
+            # Decoded as json.loads would, then one release at a time: thousands
+            # of GitHub's full release objects at once take many times the file.
+            text = data.decode(json.detect_encoding(data), "surrogatepass")
+            del data
+            where = str(self.path)
+            releases = tuple(
+                _trimmed(release, where) for release in _array_items(text, where)
+            )
         except (OSError, ValueError) as exc:
             raise SourceError(f"cannot read {self.path}: {exc}") from None
-        releases = _release_list(data, str(self.path))
         return Listing((Page(str(self.path), releases, tag),))
 
     async def aclose(self) -> None:
@@ -186,6 +200,9 @@ class GitHubSource:
         timeout_seconds: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        # Imported here: a server reading a releases file does without httpx.
+        import httpx
+
         self._first_url = f"{api_url.rstrip('/')}/repos/{repo}/releases?per_page=100"
         self._origin = _origin(api_url)
         self.description = f"github:{repo}"
@@ -225,9 +242,12 @@ class GitHubSource:
         return Listing(tuple(pages), not_modified=unchanged)
 
     async def _fetch_page(self, url: str, cached: Page | None) -> tuple[Page, bool]:
+        import httpx
+
         # The token goes in a header; a Link elsewhere must not take it along.
         if _origin(url) != self._origin:
             raise SourceError(f"pagination left {self._origin}: {_safe(url)}")
+
         headers = {"If-None-Match": cached.etag} if cached and cached.etag else {}
         try:
             response = await self._client.get(url, headers=headers)
@@ -279,9 +299,52 @@ def _release_list(data: Any, where: str) -> tuple[dict[str, Any], ...]:
     return tuple(trim_release(release) for release in data)
 
 
+def _trimmed(release: Any, where: str) -> dict[str, Any]:
+    if not isinstance(release, dict):
+        raise SourceError(f"{where} is not a JSON array of releases")
+    return trim_release(release)
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _array_items(text: str, where: str) -> Iterator[Any]:
+    """The items of the JSON array ``text``, decoded one at a time."""
+    decoder = json.JSONDecoder(object_pairs_hook=_kept)
+    at = _skip_space(text, 0)
+    if text[at : at + 1] != "[":
+        raise SourceError(f"{where} is not a JSON array of releases")
+    at = _skip_space(text, at + 1)
+    mark = text[at : at + 1]
+    while mark != "]":
+        item, at = decoder.raw_decode(text, at)
+        yield item
+        at = _skip_space(text, at)
+        mark = text[at : at + 1]
+        if mark not in (",", "]"):
+            raise ValueError(f"expected ',' or ']' at character {at}")
+        if mark == ",":
+            at = _skip_space(text, at + 1)
+    if _skip_space(text, at + 1) != len(text):
+        raise ValueError(f"extra data after character {at + 1}")
+
+
+def _skip_space(text: str, at: int) -> int:
+    found = _SPACE.match(text, at)
+    return found.end() if found else at
+
+
+def _decode(data: bytes) -> Any:
+    return json.loads(data, object_pairs_hook=_kept)
+
+
+def _kept(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {key: value for key, value in pairs if key in _KEPT_KEYS}
+
+
 def _json_body(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return _decode(response.content)
     except ValueError:
         raise SourceError(f"invalid JSON from {_safe(str(response.url))}") from None
 

@@ -9,6 +9,8 @@ served, so this runs after every sync, not only after a change.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -23,8 +25,10 @@ from rasbot.github import Listing
 
 log = structlog.get_logger(__name__)
 
-# (release id, asset name, count): what a snapshot says, to skip writing it twice.
-_Seen = tuple[tuple[int, str, int], ...]
+# A digest of the (release id, asset name, count) of a snapshot's rows, to skip
+# writing the same snapshot twice.
+_Seen = bytes
+_BATCH_ROWS = 1000
 
 
 class DownloadCounts:
@@ -37,21 +41,21 @@ class DownloadCounts:
     async def snapshot(self, listing: Listing, catalog: Catalog) -> None:
         """Store today's counts of every asset of every published release."""
         now = datetime.now(UTC)
-        rows = list(snapshot_rows(listing.releases, catalog, now))
-        seen = tuple(
-            sorted((r["release_id"], r["asset"], r["download_count"]) for r in rows)
-        )
-        if not rows or self._written == (now.date(), seen):
+        count, seen = _summary(snapshot_rows(listing.releases, catalog, now))
+        if not count or self._written == (now.date(), seen):
             return
 
         table = db.github_download_counts
+        rows = snapshot_rows(listing.releases, catalog, now)
         # Replacing the day's rows keeps one row per asset and day on every database
         # without an upsert, which each of them spells differently.
         async with self._engine.begin() as conn:
             await conn.execute(sa.delete(table).where(table.c.day == now.date()))
-            await conn.execute(sa.insert(table), rows)
+            # In batches: tens of thousands of rows at once cost tens of MiB.
+            while batch := list(itertools.islice(rows, _BATCH_ROWS)):
+                await conn.execute(sa.insert(table), batch)
         self._written = (now.date(), seen)
-        log.info("github_counts.snapshot", assets=len(rows))
+        log.info("github_counts.snapshot", assets=count)
 
 
 def snapshot_rows(
@@ -77,6 +81,15 @@ def snapshot_rows(
                 "download_count": asset["download_count"],
                 "at": now,
             }
+
+
+def _summary(rows: Iterable[dict[str, Any]]) -> tuple[int, _Seen]:
+    """How many rows, and a digest of what they say."""
+    seen = sorted((r["release_id"], r["asset"], r["download_count"]) for r in rows)
+    digest = hashlib.sha256()
+    for release_id, asset, count in seen:
+        digest.update(f"{release_id}\0{asset}\0{count}\n".encode())
+    return len(seen), digest.digest()
 
 
 def _assets(raw: Mapping[str, Any]) -> Iterable[dict[str, Any]]:

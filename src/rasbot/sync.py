@@ -12,6 +12,7 @@ import contextlib
 import json
 import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rasbot import db
+from rasbot import catalogprocess, db
 from rasbot.catalog import EMPTY, Catalog, Problem, build_catalog
 from rasbot.clock import as_utc
 from rasbot.github import Listing, Page, Source, SourceError
@@ -31,6 +32,10 @@ from rasbot.lease import Lease
 log = structlog.get_logger(__name__)
 
 _STATE_NAME = "main"
+
+#: A stored listing of at least this many characters (about a thousand releases)
+#: is built into a catalog in a child process (rasbot.catalogprocess).
+CHILD_BUILD_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -53,21 +58,42 @@ class CatalogStore:
 
     async def load(self) -> StoredCatalog | None:
         """The stored listing, or None when there is none yet."""
-        table = db.catalog_state
+        table, listing = db.catalog_state, db.catalog_listing
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(sa.select(table).where(table.c.name == _STATE_NAME))
             ).first()
-        if row is None:
+            pages: bytes | None = await conn.scalar(
+                sa.select(listing.c.pages).where(listing.c.name == _STATE_NAME)
+            )
+        if row is None or pages is None:
             return None
         return StoredCatalog(
             revision=row.revision,
             digest=row.digest,
             source=row.source,
-            pages=_pages_from_json(row.pages),
+            pages=_pages_from_blob(pages),
             fetched_at=as_utc(row.fetched_at),
             changed_at=as_utc(row.changed_at),
         )
+
+    async def size_chars(self) -> int | None:
+        """The length of the stored listing's text; None when there is none yet."""
+        table = db.catalog_listing
+        async with self._engine.connect() as conn:
+            found: int | None = await conn.scalar(
+                sa.select(table.c.chars).where(table.c.name == _STATE_NAME)
+            )
+        return found
+
+    @property
+    def database_url(self) -> str | None:
+        """The URL another process can reach this store at; None for memory."""
+        url = self._engine.url
+        in_memory = url.database in (None, "", ":memory:")
+        if url.get_backend_name() == "sqlite" and in_memory:
+            return None
+        return url.render_as_string(hide_password=False)
 
     async def revision(self) -> int | None:
         """The stored revision: a cheap check whether another process synced."""
@@ -117,10 +143,10 @@ class CatalogStore:
                     .with_for_update()
                 )
             ).first()
+            await self._save_pages(conn, *_pages_to_blob(listing.pages))
             values: dict[str, Any] = {
                 "digest": digest,
                 "source": source,
-                "pages": _pages_to_json(listing.pages),
                 "fetched_at": now,
             }
             if row is None:
@@ -140,6 +166,15 @@ class CatalogStore:
                     .values(revision=revision, changed_at=changed_at, **values)
                 )
         return StoredCatalog(revision, digest, source, listing.pages, now, changed_at)
+
+    @staticmethod
+    async def _save_pages(conn: AsyncConnection, chars: int, pages: bytes) -> None:
+        # Replaced rather than updated: the same statements on every database.
+        table = db.catalog_listing
+        await conn.execute(sa.delete(table).where(table.c.name == _STATE_NAME))
+        await conn.execute(
+            sa.insert(table).values(name=_STATE_NAME, chars=chars, pages=pages)
+        )
 
 
 @dataclass(frozen=True)
@@ -209,12 +244,20 @@ class Syncer:
 
     async def load(self) -> Catalog:
         """Serve the stored catalog, so a restart needs no source at all."""
-        stored = await self.store.load()
-        if stored is not None:
-            self._pages = _remembered(stored.pages)
-            self.catalog = await self._build(stored)
+        done, built = await self._built_in_child()
+        if not done:
+            built = await self._load_here()
+        if built is not None:
+            stored, self.catalog = built
+            self._pages = remembered(stored.pages)
             log.info("catalog.loaded", revision=stored.revision, source=stored.source)
         return self.catalog
+
+    async def _load_here(self) -> catalogprocess.Built:
+        stored = await self.store.load()
+        if stored is None:
+            return None
+        return stored, await self._build_here(stored)
 
     async def refresh(self, trigger: str = "manual") -> SyncResult:
         """Sync now, or join the refresh already in flight."""
@@ -258,7 +301,7 @@ class Syncer:
             return self._failed(exc, trigger)
 
         previous = self.catalog
-        self._pages = _remembered(listing.pages)
+        self._pages = remembered(listing.pages)
         if stored.revision != previous.revision or previous is EMPTY:
             self.catalog = await self._build(stored)
         else:
@@ -357,7 +400,32 @@ class Syncer:
             False, False, self.catalog.revision, (), self.catalog.problems, reason
         )
 
+    async def _built_in_child(self) -> tuple[bool, catalogprocess.Built]:
+        """The stored catalog built by a child process, when it is large."""
+        url = self.store.database_url
+        if url is None or (await self.store.size_chars() or 0) < CHILD_BUILD_CHARS:
+            return False, None
+        job = catalogprocess.Job(
+            url, self._devices, self._serve_beta_drafts, self._in_beta_dir
+        )
+        return await catalogprocess.build(job)
+
     async def _build(self, stored: StoredCatalog) -> Catalog:
+        """The catalog of ``stored``; by a child process when it is large."""
+        done, built = await self._built_in_child()
+        # Another process may have stored a newer listing meanwhile: build ours.
+        if done and built is not None and built[0].revision == stored.revision:
+            catalog = built[1]
+            return Catalog(
+                catalog.releases,
+                catalog.problems,
+                stored.revision,
+                stored.fetched_at,
+                stored.changed_at,
+            )
+        return await self._build_here(stored)
+
+    async def _build_here(self, stored: StoredCatalog) -> Catalog:
         releases = [r for page in stored.pages for r in page.releases or ()]
         # Parsing thousands of YAML bodies takes a while: keep the loop answering.
         built, problems = await asyncio.to_thread(
@@ -386,6 +454,10 @@ class Syncer:
 
     async def follow_store(self) -> bool:
         """Swap in a newer catalog that another process stored; True if one was."""
+        if self._in_flight is not None and not self._in_flight.done():
+            # The refresh under way swaps in what it stores: building the same
+            # listing alongside it would only double the memory a build takes.
+            return False
         try:
             revision = await self.store.revision()
         except (SQLAlchemyError, OSError) as exc:
@@ -461,28 +533,45 @@ def _touched(catalog: Catalog, stored: StoredCatalog) -> Catalog:
     )
 
 
-def _remembered(pages: Sequence[Page]) -> tuple[Page, ...]:
+def remembered(pages: Sequence[Page]) -> tuple[Page, ...]:
+    """Pages as kept between refreshes: enough to ask for them conditionally."""
     # Thousands of raw releases would stay in memory for nothing: the catalog is
     # built, and a page that changes comes back whole.
     return tuple(page.without_releases() for page in pages)
 
 
-def _pages_to_json(pages: Sequence[Page]) -> str:
-    return json.dumps(
-        [
-            {
-                "url": p.url,
-                "etag": p.etag,
-                "next_url": p.next_url,
-                "releases": p.releases,
-            }
-            for p in pages
-        ],
-        separators=(",", ":"),
-    )
+def _pages_to_blob(pages: Sequence[Page]) -> tuple[int, bytes]:
+    """The pages as zlib-compressed JSON, and the length of that JSON.
+
+    Written a release at a time: the JSON text of thousands of releases is never
+    held whole, and what is stored is a sixth of its size.
+    """
+    compressor = zlib.compressobj()
+    parts: list[bytes] = []
+    chars = 0
+
+    def write(text: str) -> None:
+        nonlocal chars
+        chars += len(text)
+        parts.append(compressor.compress(text.encode()))
+
+    write("[")
+    for number, page in enumerate(pages):
+        head = {"url": page.url, "etag": page.etag, "next_url": page.next_url}
+        write(("," if number else "") + _dumps(head)[:-1] + ',"releases":[')
+        for index, release in enumerate(page.releases or ()):
+            write(("," if index else "") + _dumps(release))
+        write("]}")
+    write("]")
+    parts.append(compressor.flush())
+    return chars, b"".join(parts)
 
 
-def _pages_from_json(text: str) -> tuple[Page, ...]:
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _pages_from_blob(blob: bytes) -> tuple[Page, ...]:
     return tuple(
         Page(
             url=item["url"],
@@ -490,7 +579,7 @@ def _pages_from_json(text: str) -> tuple[Page, ...]:
             etag=item.get("etag"),
             next_url=item.get("next_url"),
         )
-        for item in _as_list(json.loads(text))
+        for item in _as_list(json.loads(zlib.decompress(blob)))
     )
 
 

@@ -67,7 +67,7 @@ _MAX_LENGTH = 256
 _Key = tuple[tuple[int, ...], int, int, int]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Version:
     """A parsed version, ordered and compared by its key only.
 
