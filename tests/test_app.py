@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -320,3 +322,14 @@ def test_unchanged_release_file_is_not_read_again(
 
     assert first.not_modified
     assert not second.not_modified and not second.changed
+
+
+def test_the_server_imports_no_library_it_does_not_use_yet() -> None:
+    # Alembic, Jinja2 and httpx cost every server process memory for good: they
+    # load when a migration, a dashboard visit or a GitHub source needs them.
+    code = "import sys, rasbot.app, rasbot.cli; print(' '.join(sorted(sys.modules)))"
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    assert not {"alembic", "mako", "jinja2", "httpx", "matplotlib"} & set(found)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import getpass
 import os
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from functools import wraps
@@ -119,8 +120,15 @@ def serve(host: str, port: int, workers: int, server: str | None) -> None:
     if not servers.available(chosen):
         click.echo(f"rasbot: the {chosen} server is not installed.", err=True)
         sys.exit(2)
-    # Migrate once here, so that several workers do not race to do it.
-    asyncio.run(_upgrade(settings))
+    # Migrate once here, so that several workers do not race to do it, and in a
+    # process of its own, so that the server does not keep Alembic in memory.
+    migrated = subprocess.run(
+        [sys.executable, "-m", "rasbot.cli", "db", "upgrade"],
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
+    if migrated.returncode != 0:
+        sys.exit(migrated.returncode)
     servers.run(chosen, host, port, workers)
 
 

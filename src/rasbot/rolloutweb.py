@@ -9,10 +9,11 @@ rollout is watched while it may halt.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,14 +32,25 @@ from rasbot.rolloutreport import (
 )
 from rasbot.services import Services
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 router = APIRouter()
 
-_templates = Environment(
-    loader=PackageLoader("rasbot", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@cache
+def _templates() -> Environment:
+    # Imported at the first visit: a server that nobody looks at saves the memory.
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    templates = Environment(
+        loader=PackageLoader("rasbot", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    templates.filters["code"] = _code
+    return templates
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,7 @@ async def rollout_page(request: Request, version: str) -> Response:
         report=report,
         thresholds=Thresholds.from_settings(svc.settings),
     )
-    html = _templates.get_template("rollout.html").render(page=page)
+    html = _templates().get_template("rollout.html").render(page=page)
     return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
@@ -153,6 +165,3 @@ def _code(text: str) -> Markup:
     return Markup(  # noqa: S704 (each part was escaped above)
         "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
     )
-
-
-_templates.filters["code"] = _code

@@ -14,11 +14,11 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Generic, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Generic, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 
 from rasbot import charts, statsreport
@@ -28,6 +28,9 @@ from rasbot.services import Services
 from rasbot.settings import Settings
 from rasbot.stats import AssetCount, Period, Stats, utc_now
 from rasbot.statsreport import CHARTS, MAX_DAYS, AdoptionDay, Summary
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 router = APIRouter()
 
@@ -41,12 +44,22 @@ DEFAULT_DAYS = 30
 #: Rows of the per-day table under the charts.
 RECENT_DAYS = 14
 
-_templates = Environment(
-    loader=PackageLoader("rasbot", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@cache
+def _templates() -> Environment:
+    # Imported at the first visit: a server that nobody looks at saves the memory.
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    templates = Environment(
+        loader=PackageLoader("rasbot", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    templates.filters["iso"] = _iso
+    templates.globals["now"] = utc_now
+    return templates
+
 
 Days = Annotated[int, Query(ge=1, le=MAX_DAYS, description="Days to cover.")]
 
@@ -200,7 +213,7 @@ async def dashboard(request: Request, days: Days = DEFAULT_DAYS) -> Response:
 
 async def _render_page(svc: Services, days: int) -> str:
     page = await _page(Stats(svc.engine), svc, days)
-    return _templates.get_template("dashboard.html").render(page=page)
+    return _templates().get_template("dashboard.html").render(page=page)
 
 
 async def _page(stats: Stats, svc: Services, days: int) -> _Page:
@@ -298,7 +311,3 @@ async def _draw(svc: Services, name: str, days: int, release: Release | None) ->
 
 def _iso(day: date) -> str:
     return day.isoformat()
-
-
-_templates.filters["iso"] = _iso
-_templates.globals["now"] = utc_now
