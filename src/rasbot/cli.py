@@ -111,7 +111,7 @@ def main() -> None:
     "--server",
     type=click.Choice(["auto", *servers.SERVERS]),
     default=None,
-    help="HTTP server; default RASBOT_SERVER (auto: uvicorn).",
+    help="HTTP server; default RASBOT_SERVER (auto: granian when installed).",
 )
 def serve(host: str, port: int, workers: int, server: str | None) -> None:
     """Run the HTTP server, the GitHub poller and the configured chat adapters."""

@@ -186,7 +186,7 @@ class Settings(BaseSettings):
     server: str = Field(
         "auto",
         pattern="^(auto|granian|uvicorn)$",
-        description="HTTP server: auto (uvicorn), uvicorn or granian (faster).",
+        description="HTTP server: auto (granian when installed), granian or uvicorn.",
     )
     log_format: str = Field(
         "console",
