@@ -1,13 +1,15 @@
-"""How the device endpoints read a request: query parameters and headers."""
+"""How the device endpoints read a request and send their answers."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rasbot.devicefeeds import DeviceRequest, parse_query
+from rasbot.devicefeeds import BODY_PIECE_BYTES, DeviceRequest, parse_query, send_body
 
 # Query strings as clients and scanners send them: escapes, plus signs, bare keys,
 # empty parts, repeated names, bytes outside ASCII and broken escapes.
@@ -68,3 +70,31 @@ def test_header_is_the_last_value_sent_and_absent_is_none() -> None:
     assert request.header(b"x-forwarded-for") == "192.0.2.1"
     assert request.header(b"x-forwarded-host") is None
     assert request.peer == "127.0.0.1"
+
+
+async def sent_pieces(body: bytes) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await send_body(send, body)
+    return messages
+
+
+async def test_a_short_answer_is_sent_in_one_message() -> None:
+    body = b"x" * BODY_PIECE_BYTES
+
+    assert await sent_pieces(body) == [{"type": "http.response.body", "body": body}]
+
+
+@pytest.mark.parametrize("extra", [1, BODY_PIECE_BYTES, 2 * BODY_PIECE_BYTES + 7])
+async def test_a_long_answer_is_sent_whole_in_pieces(extra: int) -> None:
+    body = bytes(range(256)) * ((BODY_PIECE_BYTES + extra) // 256 + 1)
+
+    messages = await sent_pieces(body)
+
+    assert len(messages) == -(-len(body) // BODY_PIECE_BYTES) > 1
+    assert b"".join(m["body"] for m in messages) == body
+    assert all(len(m["body"]) <= BODY_PIECE_BYTES for m in messages)
+    assert [m["more_body"] for m in messages] == [True] * (len(messages) - 1) + [False]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -39,6 +39,11 @@ PLATFORMS = frozenset({"windows", "linux", "osx"})
 _MEDIA_TYPES = {media_type: media_type.encode() for media_type in (XML, JSON, TEXT)}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+#: A longer answer is sent in pieces of this size, each once the server has taken
+#: the one before: sent whole, a /install answer of megabytes (thousands of
+#: releases) would be copied into the server's buffers once per connection.
+BODY_PIECE_BYTES = 64 * 1024
 
 
 class BadRequest(HTTPException):
@@ -327,7 +332,7 @@ class DeviceEndpoints:
         await send(
             {"type": "http.response.start", "status": result.status, "headers": headers}
         )
-        await send({"type": "http.response.body", "body": result.body})
+        await send_body(send, result.body)
         self._count(scope["path"], time.perf_counter() - started)
 
     def _answer(
@@ -340,6 +345,18 @@ class DeviceEndpoints:
         except Exception as exc:
             self._error(scope["path"], exc)
             return Answer(b"internal error\n", TEXT, 500)
+
+
+async def send_body(send: Callable[[Any], Awaitable[None]], body: bytes) -> None:
+    """Send ``body`` as ASGI body messages, in pieces when it is long."""
+    if len(body) <= BODY_PIECE_BYTES:
+        await send({"type": "http.response.body", "body": body})
+        return
+    view = memoryview(body)
+    for start in range(0, len(body), BODY_PIECE_BYTES):
+        end = start + BODY_PIECE_BYTES
+        piece = {"type": "http.response.body", "body": bytes(view[start:end])}
+        await send({**piece, "more_body": end < len(body)})
 
 
 # --- the framework's routes: the OpenAPI schema, and any other HTTP layer -------
