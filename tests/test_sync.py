@@ -7,6 +7,7 @@ import json
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -505,3 +506,42 @@ async def test_a_releases_file_that_is_no_array_of_releases_fails(
 
     with pytest.raises(SourceError):
         await FileSource(path).fetch(())
+
+
+async def test_a_first_listing_another_process_stored_meanwhile_is_updated(
+    github: GitHubStub, engine: Any
+) -> None:
+    # Workers or hosts started together on an empty database each store a first
+    # listing: both find no row, and the second to write finds the first's.
+    source = GitHubSource(github.url, "RasPlex/RasPlex", token=TOKEN)
+    listing = await source.fetch(())
+    await source.aclose()
+    store = CatalogStore(engine)
+    now = datetime.now(UTC)
+
+    async with engine.connect() as other:
+        await other.begin()
+        await other.execute(
+            sa.insert(db.catalog_state).values(
+                name="main",
+                revision=1,
+                digest="other",
+                source="github",
+                fetched_at=now,
+                changed_at=now,
+            )
+        )
+        await other.execute(
+            sa.insert(db.catalog_listing).values(
+                name="main", chars=2, pages=zlib.compress(b"[]")
+            )
+        )
+        saving = asyncio.create_task(store.save(listing, "github"))
+        await asyncio.sleep(0.5)  # until it waits for the rows written here
+        await other.commit()
+    saved = await saving
+    stored = await store.load()
+
+    assert saved.revision == 2
+    assert stored is not None and stored.revision == 2
+    assert [r for p in stored.pages for r in p.releases or ()] == listing.releases

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rasbot import catalogprocess, db
@@ -132,6 +132,15 @@ class CatalogStore:
 
     async def save(self, listing: Listing, source: str) -> StoredCatalog:
         """Store ``listing``; the revision goes up when its releases changed."""
+        try:
+            return await self._save(listing, source)
+        except IntegrityError:
+            # Processes started together on an empty database each store a first
+            # listing; the one that writes second finds the other's row now.
+            log.info("catalog.stored_meanwhile")
+            return await self._save(listing, source)
+
+    async def _save(self, listing: Listing, source: str) -> StoredCatalog:
         now = datetime.now(UTC)
         table = db.catalog_state
         digest = listing.digest
