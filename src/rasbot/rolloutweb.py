@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from markupsafe import Markup, escape
 from sqlalchemy.exc import SQLAlchemyError
 
-from rasbot import charts
+from rasbot import charts, pages
 from rasbot.catalog import Release
 from rasbot.devicefeeds import services
 from rasbot.rollout import RolloutRow, current_share, effective_plan, release_named
@@ -40,15 +40,7 @@ router = APIRouter()
 
 @cache
 def _templates() -> Environment:
-    # Imported at the first visit: a server that nobody looks at saves the memory.
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    templates = Environment(
-        loader=PackageLoader("rasbot", "templates"),
-        autoescape=select_autoescape(default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    templates = pages.environment()
     templates.filters["code"] = _code
     return templates
 

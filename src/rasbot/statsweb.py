@@ -21,7 +21,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from rasbot import charts, statsreport
+from rasbot import charts, pages, statsreport
 from rasbot.catalog import Release
 from rasbot.devicefeeds import services
 from rasbot.services import Services
@@ -47,15 +47,7 @@ RECENT_DAYS = 14
 
 @cache
 def _templates() -> Environment:
-    # Imported at the first visit: a server that nobody looks at saves the memory.
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    templates = Environment(
-        loader=PackageLoader("rasbot", "templates"),
-        autoescape=select_autoescape(default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    templates = pages.environment()
     templates.filters["iso"] = _iso
     templates.globals["now"] = utc_now
     return templates

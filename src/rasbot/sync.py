@@ -79,10 +79,12 @@ class CatalogStore:
 
     async def size_chars(self) -> int | None:
         """The length of the stored listing's text; None when there is none yet."""
-        table = db.catalog_listing
+        return await self._number(db.catalog_listing.c.chars)
+
+    async def _number(self, column: sa.Column[int]) -> int | None:
         async with self._engine.connect() as conn:
             found: int | None = await conn.scalar(
-                sa.select(table.c.chars).where(table.c.name == _STATE_NAME)
+                sa.select(column).where(column.table.c.name == _STATE_NAME)
             )
         return found
 
@@ -97,12 +99,7 @@ class CatalogStore:
 
     async def revision(self) -> int | None:
         """The stored revision: a cheap check whether another process synced."""
-        table = db.catalog_state
-        async with self._engine.connect() as conn:
-            found: int | None = await conn.scalar(
-                sa.select(table.c.revision).where(table.c.name == _STATE_NAME)
-            )
-        return found
+        return await self._number(db.catalog_state.c.revision)
 
     async def touch(self) -> StoredCatalog:
         """Note a sync that found nothing changed; the stored pages stay as they are."""
@@ -424,14 +421,7 @@ class Syncer:
         done, built = await self._built_in_child()
         # Another process may have stored a newer listing meanwhile: build ours.
         if done and built is not None and built[0].revision == stored.revision:
-            catalog = built[1]
-            return Catalog(
-                catalog.releases,
-                catalog.problems,
-                stored.revision,
-                stored.fetched_at,
-                stored.changed_at,
-            )
+            return _touched(built[1], stored)
         return await self._build_here(stored)
 
     async def _build_here(self, stored: StoredCatalog) -> Catalog:
@@ -533,6 +523,7 @@ def _label(release: Any) -> str:
 
 
 def _touched(catalog: Catalog, stored: StoredCatalog) -> Catalog:
+    """``catalog``'s releases, with the revision and times of ``stored``."""
     return Catalog(
         catalog.releases,
         catalog.problems,
