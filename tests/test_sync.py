@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from rasbot import catalogprocess, db, migrate, sync
+from rasbot.catalogstore import CatalogStore
 from rasbot.github import FileSource, GitHubSource, SourceError, trim_release
-from rasbot.sync import CatalogStore, Syncer
+from rasbot.sync import Syncer
 from tests import factories
 from tests.github_stub import GitHubStub
 

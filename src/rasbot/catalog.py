@@ -186,10 +186,9 @@ def _build_release(
     canonical: Mapping[str, str],
     serve_beta_drafts: bool,
     problems: list[Problem],
-    in_beta_dir: Callable[[str], bool] | None = None,
-    share: _Shared | None = None,
+    in_beta_dir: Callable[[str], bool] | None,
+    share: _Shared,
 ) -> Release | None:
-    share = share or _Shared()
     tag = str(raw.get("tag_name") or "")
     name = str(raw.get("name") or "").strip() or tag
     label = name or f"release {raw.get('id')}"
@@ -225,7 +224,7 @@ def _build_release(
     return Release(
         id=int(raw.get("id") or 0),
         name=name,
-        tag=name if tag == name else tag or name,
+        tag=tag or name,
         version=version,
         channel=share(body.channel),
         draft=draft,

@@ -28,7 +28,7 @@ import structlog
 from rasbot.catalog import Catalog, Release, build_catalog
 
 if TYPE_CHECKING:
-    from rasbot.sync import StoredCatalog
+    from rasbot.catalogstore import StoredCatalog
 
 log = structlog.get_logger(__name__)
 
@@ -104,8 +104,9 @@ def _load(file: BinaryIO) -> Any:
 
 
 async def _load_and_build(job: Job) -> Built:
+    from rasbot.catalogstore import CatalogStore
     from rasbot.db import create_engine
-    from rasbot.sync import CatalogStore, remembered
+    from rasbot.sync import remembered
 
     engine = create_engine(job.database_url)
     try:

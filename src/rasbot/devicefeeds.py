@@ -355,8 +355,10 @@ async def send_body(send: Callable[[Any], Awaitable[None]], body: bytes) -> None
     view = memoryview(body)
     for start in range(0, len(body), BODY_PIECE_BYTES):
         end = start + BODY_PIECE_BYTES
-        piece = {"type": "http.response.body", "body": bytes(view[start:end])}
-        await send({**piece, "more_body": end < len(body)})
+        piece = bytes(view[start:end])
+        await send(
+            {"type": "http.response.body", "body": piece, "more_body": end < len(body)}
+        )
 
 
 # --- the framework's routes: the OpenAPI schema, and any other HTTP layer -------

@@ -15,6 +15,7 @@ from rasbot import crashes, db, migrate, retention
 from rasbot.answercache import AnswerCache
 from rasbot.betadir import BetaDir
 from rasbot.catalog import Catalog
+from rasbot.catalogstore import CatalogStore
 from rasbot.chat.audit import AuditLog
 from rasbot.chat.render import plain_text
 from rasbot.chat.replies import Reply
@@ -26,7 +27,7 @@ from rasbot.rollout import Rollouts
 from rasbot.rolloutreport import Thresholds
 from rasbot.rolloutwatch import RolloutWatch
 from rasbot.settings import Settings
-from rasbot.sync import CatalogStore, Syncer
+from rasbot.sync import Syncer
 from rasbot.whitelist import Whitelist
 
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rasbot import db
 from rasbot.catalog import Package, Release
+from rasbot.catalogstore import CatalogStore
 from rasbot.chat import texts
 from rasbot.chat.registry import Context, Family
 from rasbot.chat.replies import Reply, table
-from rasbot.sync import CatalogStore
 
 family = Family("downloads")
 
