@@ -495,7 +495,32 @@ async def test_a_releases_file_is_read_as_json_loads_reads_it(
 
     listing = await FileSource(path).fetch(())
 
-    assert listing.releases == [trim_release(r) for r in json.loads(text)]
+    assert list(listing.releases()) == [trim_release(r) for r in json.loads(text)]
+
+
+async def test_a_long_releases_file_is_held_in_pages_until_it_changes(
+    tmp_path: Path, engine: Any
+) -> None:
+    path = tmp_path / "releases.json"
+    raw = [{"id": n, "name": f"1.{n}.0", "assets": []} for n in range(250)]
+    path.write_text(json.dumps(raw))
+    source = FileSource(path)
+    store = CatalogStore(engine)
+
+    listing = await source.fetch(())
+    stored = await store.save(listing, source.description)
+    again = await source.fetch(sync.remembered(listing.pages))
+    path.write_text(json.dumps(raw[:-1]))
+    changed = await source.fetch(sync.remembered(listing.pages))
+    loaded = await store.load()
+
+    assert [page.count for page in listing.pages] == [100, 100, 50]
+    assert list(listing.releases()) == [trim_release(r) for r in raw]
+    assert again.not_modified and not again.complete
+    assert not changed.not_modified and changed.count == 249
+    assert loaded is not None and stored.revision == loaded.revision == 1
+    assert [page.count for page in loaded.pages] == [100, 100, 50]
+    assert [r for p in loaded.pages for r in p.releases or ()] == [*listing.releases()]
 
 
 @pytest.mark.parametrize("text", ["{}", "[1]", '[{"id": 1}] x', '[{"id": 1},]', "["])
@@ -545,4 +570,4 @@ async def test_a_first_listing_another_process_stored_meanwhile_is_updated(
 
     assert saved.revision == 2
     assert stored is not None and stored.revision == 2
-    assert [r for p in stored.pages for r in p.releases or ()] == listing.releases
+    assert [r for p in stored.pages for r in p.releases or ()] == [*listing.releases()]

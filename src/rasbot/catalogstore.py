@@ -8,9 +8,8 @@ small row. Every process serving the same database follows the revision.
 
 from __future__ import annotations
 
-import json
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,9 +19,9 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rasbot import db
+from rasbot import db, jsonarray
 from rasbot.clock import as_utc
-from rasbot.github import Listing, Page, SourceError
+from rasbot.github import Listing, Page, SourceError, compact_json
 
 log = structlog.get_logger(__name__)
 
@@ -177,7 +176,7 @@ class CatalogStore:
 def _pages_to_blob(pages: Sequence[Page]) -> tuple[int, bytes]:
     """The pages as zlib-compressed JSON, and the length of that JSON.
 
-    Written a release at a time: the JSON text of thousands of releases is never
+    Written a page at a time: the JSON text of thousands of releases is never
     held whole, and what is stored is a sixth of its size.
     """
     compressor = zlib.compressobj()
@@ -192,30 +191,20 @@ def _pages_to_blob(pages: Sequence[Page]) -> tuple[int, bytes]:
     write("[")
     for number, page in enumerate(pages):
         head = {"url": page.url, "etag": page.etag, "next_url": page.next_url}
-        write(("," if number else "") + _dumps(head)[:-1] + ',"releases":[')
-        for index, release in enumerate(page.releases or ()):
-            write(("," if index else "") + _dumps(release))
-        write("]}")
+        write(("," if number else "") + compact_json(head)[:-1] + ',"releases":')
+        write(page.releases_json())
+        write("}")
     write("]")
     parts.append(compressor.flush())
     return chars, b"".join(parts)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 def _pages_from_blob(blob: bytes) -> tuple[Page, ...]:
+    # A page at a time: the stored listing decoded whole is many times its text.
     return tuple(
-        Page(
-            url=item["url"],
-            releases=tuple(item["releases"]),
-            etag=item.get("etag"),
-            next_url=item.get("next_url"),
+        Page.holding(
+            item["url"], item["releases"], item.get("etag"), item.get("next_url")
         )
-        for item in _as_list(json.loads(zlib.decompress(blob)))
+        for item in jsonarray.items(jsonarray.zlib_pieces(blob))
+        if isinstance(item, dict)
     )
-
-
-def _as_list(value: Any) -> list[Mapping[str, Any]]:
-    return value if isinstance(value, list) else []

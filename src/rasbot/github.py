@@ -7,10 +7,11 @@ result, so a failure can never replace the catalog with part of one.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import re
 import time
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from rasbot import __version__
+from rasbot import __version__, jsonarray
 
 if TYPE_CHECKING:
     import httpx
@@ -51,6 +52,9 @@ _ASSET_FIELDS = (
 # API URLs) is dropped while the JSON is decoded, before it takes up memory.
 _KEPT_KEYS = frozenset({*_RELEASE_FIELDS, *_ASSET_FIELDS, "assets"})
 
+#: Releases per page of a releases file, as GitHub's pages have at most.
+FILE_PAGE_RELEASES = 100
+
 # A Link chain longer than this is a loop, not a release history.
 _MAX_PAGES = 500
 
@@ -72,18 +76,53 @@ class SourceError(Exception):
 class Page:
     """One page of a listing, with what is needed to ask for it conditionally.
 
-    ``releases`` is None for a page known only by its ETag: its releases are in
-    the stored catalog, not in memory.
+    The page's releases are held as zlib-compressed JSON, a tenth of their size
+    as objects: a listing of thousands of releases is then decoded one page at a
+    time by whoever reads it. ``packed`` is None for a page known only by its
+    ETag: its releases are in the stored catalog, not in memory.
     """
 
     url: str
-    releases: tuple[dict[str, Any], ...] | None
+    packed: bytes | None
     etag: str | None = None
     next_url: str | None = None
+    count: int = 0
+
+    @classmethod
+    def holding(
+        cls,
+        url: str,
+        releases: Iterable[Mapping[str, Any]],
+        etag: str | None = None,
+        next_url: str | None = None,
+    ) -> Page:
+        """A page holding ``releases``."""
+        compressor = zlib.compressobj()
+        parts = [compressor.compress(b"[")]
+        count = 0
+        for release in releases:
+            prefix = "," if count else ""
+            parts.append(compressor.compress((prefix + compact_json(release)).encode()))
+            count += 1
+        parts += [compressor.compress(b"]"), compressor.flush()]
+        return cls(url, b"".join(parts), etag, next_url, count)
+
+    @property
+    def releases(self) -> tuple[dict[str, Any], ...] | None:
+        """The page's releases, decoded anew at each reading; None if not held."""
+        if self.packed is None:
+            return None
+        return tuple(json.loads(self.releases_json()))
+
+    def releases_json(self) -> str:
+        """The page's releases as a compact JSON array; the page must hold them."""
+        if self.packed is None:
+            raise ValueError(f"the releases of {self.url} are not held")
+        return zlib.decompress(self.packed).decode()
 
     def without_releases(self) -> Page:
         """This page as remembered between refreshes: enough to ask conditionally."""
-        return replace(self, releases=None)
+        return replace(self, packed=None)
 
 
 @dataclass(frozen=True)
@@ -96,12 +135,17 @@ class Listing:
     @property
     def complete(self) -> bool:
         """Whether every page's releases are at hand."""
-        return all(page.releases is not None for page in self.pages)
+        return all(page.packed is not None for page in self.pages)
 
     @property
-    def releases(self) -> list[dict[str, Any]]:
-        """Every release of every page; the listing must be complete."""
-        return [release for page in self.pages for release in page.releases or ()]
+    def count(self) -> int:
+        """How many releases the listing has."""
+        return sum(page.count for page in self.pages)
+
+    def releases(self) -> Iterator[dict[str, Any]]:
+        """Every release, decoded a page at a time; the listing must be complete."""
+        for page in self.pages:
+            yield from page.releases or ()
 
     @property
     def digest(self) -> str:
@@ -110,13 +154,16 @@ class Listing:
         Download counts are left out: they change all the time and serve nothing.
         """
         digest = hashlib.sha256()
-        # One release at a time: a copy of thousands at once would double the
-        # memory a refresh needs.
-        for release in self.releases:
+        for release in self.releases():
             served = {**release, "assets": [_uncounted(a) for a in release["assets"]]}
             digest.update(json.dumps(served, sort_keys=True).encode())
             digest.update(b"\n")
         return digest.hexdigest()
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as JSON without spaces."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _uncounted(asset: dict[str, Any]) -> dict[str, Any]:
@@ -169,20 +216,26 @@ class FileSource:
         try:
             stat = self.path.stat()
             tag = f"{stat.st_mtime_ns}:{stat.st_size}"
-            if [page.etag for page in previous] == [tag]:
+            if previous and all(page.etag == tag for page in previous):
                 return Listing(tuple(previous), not_modified=True)
-            data = self.path.read_bytes()
-            # Decoded as json.loads would, then one release at a time: thousands
-            # of GitHub's full release objects at once take many times the file.
-            text = data.decode(json.detect_encoding(data), "surrogatepass")
-            del data
             where = str(self.path)
-            releases = tuple(
-                _trimmed(release, where) for release in _array_items(text, where)
-            )
+            with self.path.open("rb") as file:
+                # Decoded a release at a time and held a page at a time:
+                # thousands of GitHub's full release objects at once take many
+                # times the file.
+                releases = (
+                    _trimmed(release, where)
+                    for release in jsonarray.items(
+                        jsonarray.file_pieces(file), hook=_kept
+                    )
+                )
+                pages = [
+                    Page.holding(f"{where}?page={number}", chunk, tag)
+                    for number, chunk in enumerate(_chunks(releases), 1)
+                ]
         except (OSError, ValueError) as exc:
             raise SourceError(f"cannot read {self.path}: {exc}") from None
-        return Listing((Page(str(self.path), releases, tag),))
+        return Listing(tuple(pages) or (Page.holding(where, (), tag),))
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -266,7 +319,7 @@ class GitHubSource:
             raise self._failure(response)
         releases = _release_list(_json_body(response), _safe(url))
         next_url = response.links.get("next", {}).get("url")
-        return Page(url, releases, response.headers.get("ETag"), next_url), True
+        return Page.holding(url, releases, response.headers.get("ETag"), next_url), True
 
     def _note_rate_limit(self, response: httpx.Response) -> None:
         headers = response.headers
@@ -293,10 +346,10 @@ class GitHubSource:
         return SourceError(f"HTTP {status}: {message}")
 
 
-def _release_list(data: Any, where: str) -> tuple[dict[str, Any], ...]:
+def _release_list(data: Any, where: str) -> Iterator[dict[str, Any]]:
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise SourceError(f"{where} is not a JSON array of releases")
-    return tuple(trim_release(release) for release in data)
+    return (trim_release(release) for release in data)
 
 
 def _trimmed(release: Any, where: str) -> dict[str, Any]:
@@ -305,33 +358,9 @@ def _trimmed(release: Any, where: str) -> dict[str, Any]:
     return trim_release(release)
 
 
-_SPACE = re.compile(r"[ \t\n\r]*")
-
-
-def _array_items(text: str, where: str) -> Iterator[Any]:
-    """The items of the JSON array ``text``, decoded one at a time."""
-    decoder = json.JSONDecoder(object_pairs_hook=_kept)
-    at = _skip_space(text, 0)
-    if text[at : at + 1] != "[":
-        raise SourceError(f"{where} is not a JSON array of releases")
-    at = _skip_space(text, at + 1)
-    mark = text[at : at + 1]
-    while mark != "]":
-        item, at = decoder.raw_decode(text, at)
-        yield item
-        at = _skip_space(text, at)
-        mark = text[at : at + 1]
-        if mark not in (",", "]"):
-            raise ValueError(f"expected ',' or ']' at character {at}")
-        if mark == ",":
-            at = _skip_space(text, at + 1)
-    if _skip_space(text, at + 1) != len(text):
-        raise ValueError(f"extra data after character {at + 1}")
-
-
-def _skip_space(text: str, at: int) -> int:
-    found = _SPACE.match(text, at)
-    return found.end() if found else at
+def _chunks(releases: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    while chunk := list(itertools.islice(releases, FILE_PAGE_RELEASES)):
+        yield chunk
 
 
 def _decode(data: bytes) -> Any:

@@ -41,12 +41,12 @@ class DownloadCounts:
     async def snapshot(self, listing: Listing, catalog: Catalog) -> None:
         """Store today's counts of every asset of every published release."""
         now = datetime.now(UTC)
-        count, seen = _summary(snapshot_rows(listing.releases, catalog, now))
+        count, seen = _summary(snapshot_rows(listing.releases(), catalog, now))
         if not count or self._written == (now.date(), seen):
             return
 
         table = db.github_download_counts
-        rows = snapshot_rows(listing.releases, catalog, now)
+        rows = snapshot_rows(listing.releases(), catalog, now)
         # Replacing the day's rows keeps one row per asset and day on every database
         # without an upsert, which each of them spells differently.
         async with self._engine.begin() as conn:

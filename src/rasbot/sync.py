@@ -170,7 +170,7 @@ class Syncer:
         log.info(
             "sync.done",
             trigger=trigger,
-            releases=len(listing.releases),
+            releases=listing.count,
             not_modified=listing.not_modified,
             revision=stored.revision,
             changes=len(changes),
@@ -204,7 +204,7 @@ class Syncer:
         held = {page.url: page for page in stored.pages} if stored else {}
         pages = []
         for page in listing.pages:
-            if page.releases is None:
+            if page.packed is None:
                 found = held.get(page.url)
                 if found is None or found.etag != page.etag:
                     raise SourceError(
