@@ -400,10 +400,10 @@ def test_file_is_matched_to_the_asset_of_the_same_name() -> None:
     assert package == Package(
         device="RPi2",
         kind="update",
-        url=f"{DOWNLOADS}/1.0.3/{name}",
         checksum=sha1_of(name),
-        asset=Asset(name, f"{DOWNLOADS}/1.0.3/{name}", 1234, 7),
+        asset=Asset(name, f"{DOWNLOADS}/1.0.3/", name, 1234, 7),
     )
+    assert package.url == package.asset.url == f"{DOWNLOADS}/1.0.3/{name}"
     assert package.file_name == name
     assert (
         release.install["RPi2"].url

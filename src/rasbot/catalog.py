@@ -9,10 +9,10 @@ operators instead of stopping the build.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from rasbot.releasebody import PackageSpec, parse_body
@@ -40,10 +40,18 @@ class Asset:
     """A file attached to a GitHub release."""
 
     name: str
-    url: str
+    # GitHub's download URL, cut after its last "/": the head is one string for
+    # all of a release's assets, the tail is usually the string of ``name``.
+    url_head: str
+    url_tail: str
     size: int
     # GitHub's running count changes all the time; it is not part of what is served.
     download_count: int = field(compare=False)
+
+    @property
+    def url(self) -> str:
+        """GitHub's download URL of the file, as GitHub gave it."""
+        return self.url_head + self.url_tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +60,18 @@ class Package:
 
     device: str
     kind: str
-    url: str
     checksum: str
     asset: Asset | None
+    # Where the file is when that is not the asset's URL: a URL the release body
+    # gives, or a file of the beta directory (BETA_URL_SCHEME).
+    link: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The download URL, or the beta-directory marker."""
+        if self.link is None and self.asset is not None:
+            return self.asset.url
+        return self.link or ""
 
     @property
     def file_name(self) -> str:
@@ -65,6 +82,55 @@ class Package:
     def in_beta_dir(self) -> bool:
         """True when the file is served from this server's beta directory."""
         return self.url.startswith(BETA_URL_SCHEME)
+
+
+_V = TypeVar("_V", Asset, Package)
+
+
+class _Keyed(Mapping[str, _V]):
+    """A release's packages or assets by one of their fields, held in a tuple.
+
+    A dict of the one to three entries a release has takes three times the
+    memory, and a catalog has three of them per release.
+    """
+
+    __slots__ = ("_values",)
+    _KEY: ClassVar[str]
+
+    def __init__(self, values: Iterable[_V]) -> None:
+        # As a dict would: the last value of a key wins.
+        self._values: tuple[_V, ...] = tuple(
+            {getattr(v, self._KEY): v for v in values}.values()
+        )
+
+    def __getitem__(self, key: str) -> _V:
+        for value in self._values:
+            if getattr(value, self._KEY) == key:
+                return value
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (getattr(value, self._KEY) for value in self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self._values)!r})"
+
+
+class Packages(_Keyed[Package]):
+    """A release's packages of one kind, by device."""
+
+    __slots__ = ()
+    _KEY = "device"
+
+
+class Assets(_Keyed[Asset]):
+    """A release's uploaded assets, by name."""
+
+    __slots__ = ()
+    _KEY = "name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +278,7 @@ def _build_release(
         problems.append(Problem(label, "no publication time; not served"))
         return None
 
-    assets = _assets(raw.get("assets"))
+    assets = _assets(raw.get("assets"), share)
     # Only beta releases may name beta-directory files: other channels reach
     # clients that are not whitelisted.
     beta = in_beta_dir if body.channel == "beta" else None
@@ -224,14 +290,15 @@ def _build_release(
     return Release(
         id=int(raw.get("id") or 0),
         name=name,
-        tag=tag or name,
+        # One string for both when they are equal, as they usually are.
+        tag=tag if tag and tag != name else name,
         version=version,
         channel=share(body.channel),
         draft=draft,
         published_at=published,
         changes=share(tuple(share(line) for line in body.changes)),
-        install={p.device: p for p in packages if p and p.kind == INSTALL},
-        update={p.device: p for p in packages if p and p.kind == UPDATE},
+        install=Packages(p for p in packages if p and p.kind == INSTALL),
+        update=Packages(p for p in packages if p and p.kind == UPDATE),
         declared=share(declared),
         assets=assets,
         rollout=body.rollout,
@@ -266,16 +333,16 @@ def _package(
 
     asset = _find_asset(spec.file, assets)
     if spec.url:
-        url = spec.url
+        link: str | None = spec.url
     elif asset is not None:
-        url = asset.url
+        link = None
     elif spec.file and in_beta_dir is not None and in_beta_dir(spec.file):
-        url = BETA_URL_SCHEME + quote(spec.file, safe="")
+        link = BETA_URL_SCHEME + quote(spec.file, safe="")
     else:
         reason = _missing_file(spec.file, beta_dir_searched=in_beta_dir is not None)
         problems.append(Problem(label, reason, device, spec.kind))
         return None
-    return Package(device, spec.kind, url, spec.checksum, asset)
+    return Package(device, spec.kind, spec.checksum, asset, link)
 
 
 def _missing_file(file: str | None, *, beta_dir_searched: bool) -> str:
@@ -290,8 +357,8 @@ def _find_asset(file: str | None, assets: Mapping[str, Asset]) -> Asset | None:
     return assets.get(file) or assets.get(_GITHUB_RENAMED.sub(".", file))
 
 
-def _assets(raw_assets: Any) -> dict[str, Asset]:
-    assets: dict[str, Asset] = {}
+def _assets(raw_assets: Any, share: _Shared) -> Assets:
+    assets: list[Asset] = []
     for raw in raw_assets if isinstance(raw_assets, list) else ():
         if not isinstance(raw, Mapping):
             continue
@@ -300,10 +367,12 @@ def _assets(raw_assets: Any) -> dict[str, Asset]:
             continue
         name, url = raw.get("name"), raw.get("browser_download_url")
         if isinstance(name, str) and isinstance(url, str):
+            cut = url.rfind("/") + 1
+            tail = name if url[cut:] == name else url[cut:]
             size = _int(raw.get("size"))
             count = _int(raw.get("download_count"))
-            assets[name] = Asset(name, url, size, count)
-    return assets
+            assets.append(Asset(name, share(url[:cut]), tail, size, count))
+    return Assets(assets)
 
 
 def _canonical(device: str, canonical: Mapping[str, str]) -> str:
