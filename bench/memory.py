@@ -1,4 +1,4 @@
-"""Peak memory of a ``rasbot serve`` worker, on a first sync and after a restart.
+"""Peak memory of a ``rasbot serve`` worker: first sync, restart, changed listing.
 
 Run by hand, never in CI: it starts servers on 127.0.0.1 only and prints
 VmHWM/VmRSS of the worker at each stage. See ``bench/README.md``.
@@ -17,13 +17,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
 from bench.procs import http_get, process_tree  # noqa: E402
 from bench.run import catalogs  # noqa: E402
-from bench.servers import Rasbot  # noqa: E402
+from bench.servers import RASBOT, Rasbot  # noqa: E402
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 # A few requests of each device endpoint, as the installer and updater send them.
@@ -62,9 +63,9 @@ def _mib(kib: int) -> str:
 
 
 def measure_catalog(
-    name: str, releases: list[object], workdir: Path, server_name: str | None
+    name: str, releases: list[Any], workdir: Path, server_name: str | None
 ) -> None:
-    """A first sync from an empty database, then a restart on that database."""
+    """A first sync from an empty database, a restart on it, then a changed listing."""
     releases_file = workdir / "releases.json"
     releases_file.write_text(json.dumps(releases))
     print(f"\n{name} ({len(releases)} releases)   VmHWM MiB  VmRSS MiB")
@@ -74,14 +75,41 @@ def measure_catalog(
         try:
             _wait_synced(server)
             _print_stage(f"{start}: healthy", server)
-            for path in REQUESTS:
-                for _ in range(3):
-                    status, _body = http_get(server.base + path, timeout=60)
-                    if status != 200:
-                        sys.exit(f"bench: {path} answered {status}")
+            _send_requests(server)
             _print_stage(f"{start}: after requests", server)
+            if start == "restart":
+                _change_listing(server, releases, releases_file)
+                _print_stage("listing changed: rebuilt", server)
         finally:
             server.stop()
+
+
+def _send_requests(server: Rasbot) -> None:
+    for path in REQUESTS:
+        for _ in range(3):
+            status, _body = http_get(server.base + path, timeout=60)
+            if status != 200:
+                sys.exit(f"bench: {path} answered {status}")
+
+
+def _change_listing(server: Rasbot, releases: list[Any], path: Path) -> None:
+    """Edit a release's notes and sync, as on a release day; wait for the rebuild.
+
+    The sync runs as ``rasbot refresh``; the server follows the stored revision
+    and builds the new catalog while it still serves the old one.
+    """
+    first = releases[0]
+    edited = [dict(first, body=f"{first.get('body') or ''}\n"), *releases[1:]]
+    path.write_text(json.dumps(edited))
+    subprocess.run(
+        [str(RASBOT), "refresh"], env=server.env(), check=True, capture_output=True
+    )
+    for _ in range(600):
+        status, body = http_get(server.base + "/healthz", timeout=60)
+        if status == 200 and json.loads(body)["catalog"]["revision"] > 1:
+            return
+        time.sleep(0.2)
+    sys.exit("bench: the changed listing was not served in 2 minutes")
 
 
 def _wait_synced(server: Rasbot) -> None:

@@ -76,7 +76,7 @@ class Rasbot:
         command += ["--workers", str(self.workers), *self._server_option()]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                command, env=self._env(), stdout=log, stderr=subprocess.STDOUT
+                command, env=self.env(), stdout=log, stderr=subprocess.STDOUT
             )
         self._wait_healthy()
         return time.monotonic() - started
@@ -93,7 +93,8 @@ class Rasbot:
             return []
         return ["--server", self.server]
 
-    def _env(self) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
+        """The environment `rasbot serve` runs in; `rasbot` commands can share it."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RASBOT_")}
         return {
             **env,
