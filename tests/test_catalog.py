@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from rasbot.catalog import Asset, Catalog, Package, Release, build_catalog
+from rasbot.catalog import (
+    Asset,
+    Catalog,
+    Package,
+    Release,
+    assemble,
+    build_catalog,
+    parse_releases,
+)
 from rasbot.versions import parse_version
 
 KNOWN_DEVICES = ("RPi2", "RPi", "RPi3bplus")
@@ -768,3 +776,83 @@ def test_release_not_served_is_not_found_by_tag() -> None:
     catalog = build(raw_release("1.1.0", channel="stable", draft=True))
 
     assert catalog.by_tag("1.1.0") is None
+
+
+# --- rebuilding from a previous parse ----------------------------------------
+
+
+def _history() -> list[dict[str, Any]]:
+    return [
+        raw_release("1.0.3", release_id=3, devices=("RPi2", "RPi")),
+        raw_release("1.0.2", release_id=2),
+        raw_release("1.0.2", release_id=22, published="2016-03-04T00:00:00Z"),
+        raw_release("not a version", release_id=4),
+        raw_release("1.0.1", release_id=1, body="channel: stable\nupdate: [\n"),
+    ]
+
+
+def test_a_rebuild_from_a_previous_parse_is_a_fresh_build() -> None:
+    before = _history()
+    after = [dict(before[0], body=before[0]["body"] + "\n"), *before[1:]]
+    after[1] = raw_release("1.0.2", release_id=2, devices=("RPi3bplus",))
+    after.append(raw_release("1.1.0", release_id=5))
+    previous = parse_releases(before, devices=KNOWN_DEVICES)
+
+    parsed = parse_releases(
+        after, devices=KNOWN_DEVICES, known={p.key: p for p in previous}
+    )
+
+    assert assemble(parsed) == build_catalog(after, devices=KNOWN_DEVICES)
+    reused = [new is old for new, old in zip(parsed, previous, strict=False)]
+    assert reused == [False, False, True, True, True]
+
+
+def test_a_changed_download_count_is_a_changed_release() -> None:
+    before = [raw_release("1.0.3")]
+    after = [raw_release("1.0.3")]
+    after[0]["assets"][0]["download_count"] = 8
+    previous = parse_releases(before, devices=KNOWN_DEVICES)
+
+    parsed = parse_releases(
+        after, devices=KNOWN_DEVICES, known={p.key: p for p in previous}
+    )
+
+    assert parsed[0] is not previous[0]
+    release = parsed[0].release
+    assert release is not None
+    assert release.install["RPi2"].asset is not None
+    assert release.install["RPi2"].asset.download_count == 8
+
+
+def test_a_parse_that_looked_into_the_beta_directory_is_done_again() -> None:
+    # A file copied there after the release was published is seen at the next
+    # rebuild, even though the release itself did not change.
+    name = "RasPlex-RPi2.RP-1.1.0b1.tar.gz"
+    body = (
+        "channel: beta\nupdate:\n  RPi2:\n"
+        f"    - file: {name}\n    - shasum: {sha1_of(name)}\n"
+    )
+    raws = [
+        raw_release("1.1.0b1", release_id=7, channel="beta", body=body, assets=[]),
+        raw_release("1.0.3", release_id=3),
+    ]
+    beta_dir: set[str] = set()
+    previous = parse_releases(
+        raws, devices=KNOWN_DEVICES, in_beta_dir=beta_dir.__contains__
+    )
+    beta_dir.add(name)
+
+    parsed = parse_releases(
+        raws,
+        devices=KNOWN_DEVICES,
+        in_beta_dir=beta_dir.__contains__,
+        known={p.key: p for p in previous},
+    )
+
+    assert [p.reusable for p in previous] == [False, True]
+    assert previous[0].release is not None and previous[0].release.update == {}
+    assert previous[0].problems and not parsed[0].problems
+    assert (
+        parsed[0].release is not None and parsed[0].release.update["RPi2"].in_beta_dir
+    )
+    assert parsed[1] is previous[1]

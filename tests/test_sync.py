@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from rasbot import catalogprocess, db, migrate, sync
+from rasbot.catalog import build_catalog
 from rasbot.catalogstore import CatalogStore
 from rasbot.github import FileSource, GitHubSource, SourceError, trim_release
 from rasbot.sync import Syncer
@@ -460,6 +461,38 @@ async def test_a_large_catalog_is_built_in_a_child_process_the_same(
     assert built and built[0][0] is True
     assert child.catalog == here.catalog
     assert child._pages == here._pages
+
+
+async def test_after_a_child_build_a_change_is_parsed_here_and_alone(
+    github: GitHubStub, syncer: Syncer, engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await syncer.refresh()
+    children: list[catalogprocess.Job] = []
+    real_build = catalogprocess.build
+
+    async def counted(job: catalogprocess.Job) -> tuple[bool, catalogprocess.Built]:
+        children.append(job)
+        return await real_build(job)
+
+    monkeypatch.setattr(sync, "CHILD_BUILD_CHARS", 0)
+    monkeypatch.setattr(catalogprocess, "build", counted)
+    restarted = make_syncer(github, engine)
+    await restarted.load()
+    before = {release.name: release for release in restarted.catalog.releases}
+    body = factories.body("prerelease", ["RPi", "RPi2"], "1.7.1", ["Pulled"])
+    github.edit_release("1.7.1", body=body)
+    github.edit_release("1.6.3", draft=True)
+
+    result = await restarted.refresh()
+    await restarted.aclose()
+
+    assert len(children) == 1 and result.ok
+    after = {release.name: release for release in restarted.catalog.releases}
+    assert sorted(before.keys() - after.keys()) == ["1.6.3"]
+    kept = [name for name in after if after[name] is before[name]]
+    assert sorted(kept) == sorted(set(after) - {"1.7.1"})
+    fresh = build_catalog(github.releases, devices=["RPi2", "RPi", "RPi3bplus"])
+    assert (restarted.catalog.releases, restarted.catalog.problems) == fresh
 
 
 async def test_a_check_only_this_process_has_keeps_the_build_here(

@@ -8,6 +8,8 @@ operators instead of stopping the build.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -211,8 +213,26 @@ class Catalog:
 EMPTY = Catalog(releases=(), problems=())
 
 
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """What one GitHub release object parsed to, kept to rebuild without parsing it.
+
+    ``key`` is a digest of the object; ``reusable`` is False when the parse looked
+    into the beta directory, whose files can change while the object does not.
+    """
+
+    key: bytes
+    release: Release | None
+    problems: tuple[Problem, ...]
+    reusable: bool
+
+
+#: Parsed releases by key, from a previous build.
+Known = Mapping[bytes, Parsed]
+
+
 def build_catalog(
-    raw_releases: Sequence[Mapping[str, Any]],
+    raw_releases: Iterable[Mapping[str, Any]],
     *,
     devices: Sequence[str],
     serve_beta_drafts: bool = False,
@@ -225,14 +245,51 @@ def build_catalog(
     a file is in this server's beta directory: a beta release's file that is not an
     uploaded asset is then served from there.
     """
+    return assemble(
+        parse_releases(
+            raw_releases,
+            devices=devices,
+            serve_beta_drafts=serve_beta_drafts,
+            in_beta_dir=in_beta_dir,
+        )
+    )
+
+
+def parse_releases(
+    raw_releases: Iterable[Mapping[str, Any]],
+    *,
+    devices: Sequence[str],
+    serve_beta_drafts: bool = False,
+    in_beta_dir: Callable[[str], bool] | None = None,
+    known: Known | None = None,
+) -> list[Parsed]:
+    """Each release object parsed, as `build_catalog` would; `assemble` the result.
+
+    An object with a reusable parse in ``known`` is not parsed again: a rebuild
+    after one release changed parses that release and keeps the others' objects.
+    ``known`` must come from a parse with the same devices and settings.
+    """
     canonical = {device.lower(): device for device in devices}
+    share = _Shared()
+    parsed: list[Parsed] = []
+    for raw in raw_releases:
+        key = _key(raw)
+        found = known.get(key) if known is not None else None
+        if found is None or not found.reusable:
+            found = _parse(raw, key, canonical, serve_beta_drafts, in_beta_dir, share)
+        parsed.append(found)
+    return parsed
+
+
+def assemble(
+    parsed: Iterable[Parsed],
+) -> tuple[tuple[Release, ...], tuple[Problem, ...]]:
+    """The servable releases, highest version first, and every problem."""
     releases: dict[Version, Release] = {}
     problems: list[Problem] = []
-    share = _Shared()
-    for raw in raw_releases:
-        release = _build_release(
-            raw, canonical, serve_beta_drafts, problems, in_beta_dir, share
-        )
+    for item in parsed:
+        problems.extend(item.problems)
+        release = item.release
         if release is None:
             continue
         clash = releases.get(release.version)
@@ -245,6 +302,37 @@ def build_catalog(
         releases[release.version] = release
     ordered = sorted(releases.values(), key=lambda r: r.version, reverse=True)
     return tuple(ordered), tuple(problems)
+
+
+def _key(raw: Mapping[str, Any]) -> bytes:
+    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _parse(
+    raw: Mapping[str, Any],
+    key: bytes,
+    canonical: Mapping[str, str],
+    serve_beta_drafts: bool,
+    in_beta_dir: Callable[[str], bool] | None,
+    share: _Shared,
+) -> Parsed:
+    looked: list[str] = []
+
+    def beta_check(name: str) -> bool:
+        looked.append(name)
+        return in_beta_dir is not None and in_beta_dir(name)
+
+    problems: list[Problem] = []
+    release = _build_release(
+        raw,
+        canonical,
+        serve_beta_drafts,
+        problems,
+        beta_check if in_beta_dir is not None else None,
+        share,
+    )
+    return Parsed(key, release, tuple(problems), reusable=not looked)
 
 
 def _build_release(

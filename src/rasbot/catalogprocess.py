@@ -1,12 +1,12 @@
-"""Building a large stored catalog in a short-lived child process.
+"""Parsing a large stored listing in a short-lived child process.
 
 Parsing thousands of releases (the stored JSON, then a YAML body each) needs
 several times the finished catalog's memory for a moment. In the server process
 that moment would set its peak, and much of it would stay resident (freed memory
 is fragmented, and each thread's malloc arena keeps its own). A child process
-loads the stored listing, builds the catalog and hands back only the result,
+loads the stored listing, parses every release and hands back only the result,
 pickled; it exits and takes its peak with it. Any trouble in the child leaves the
-caller to build in-process, as it does for small catalogs.
+caller to parse in-process, as it does for small listings.
 
     python -m rasbot.catalogprocess RESULT    # a job pickled on stdin
 """
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
-from rasbot.catalog import Catalog, Release, build_catalog
+from rasbot.catalog import Parsed, parse_releases
 
 if TYPE_CHECKING:
     from rasbot.catalogstore import StoredCatalog
@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 #: What the child hands back: the stored bookkeeping (pages without releases) and
-#: the catalog built from it; None when nothing is stored.
-Built = tuple["StoredCatalog", Catalog] | None
+#: every stored release parsed (rasbot.catalog.assemble makes the catalog of them);
+#: None when nothing is stored.
+Built = tuple["StoredCatalog", list[Parsed]] | None
 
 # Releases per pickled chunk of the result.
 _CHUNK_RELEASES = 500
@@ -42,7 +43,7 @@ _CHUNK_RELEASES = 500
 
 @dataclass(frozen=True)
 class Job:
-    """What the child needs to load and build the stored catalog."""
+    """What the child needs to load and parse the stored listing."""
 
     database_url: str
     devices: tuple[str, ...]
@@ -88,14 +89,10 @@ def _read_result(path: Path) -> Built:
         stored = _load(file)
         if stored is None:
             return None
-        problems = _load(file)
-        releases: list[Release] = []
+        parsed: list[Parsed] = []
         while (chunk := _load(file)) is not None:
-            releases.extend(chunk)
-    catalog = Catalog(
-        tuple(releases), problems, stored.revision, stored.fetched_at, stored.changed_at
-    )
-    return stored, catalog
+            parsed.extend(chunk)
+    return stored, parsed
 
 
 def _load(file: BinaryIO) -> Any:
@@ -115,21 +112,17 @@ async def _load_and_build(job: Job) -> Built:
         await engine.dispose()
     if stored is None:
         return None
-    raw = [release for page in stored.pages for release in page.releases or ()]
-    releases, problems = build_catalog(
-        raw,
+    parsed = parse_releases(
+        (release for page in stored.pages for release in page.releases or ()),
         devices=job.devices,
         serve_beta_drafts=job.serve_beta_drafts,
         in_beta_dir=job.in_beta_dir,
     )
-    catalog = Catalog(
-        releases, problems, stored.revision, stored.fetched_at, stored.changed_at
-    )
-    return replace(stored, pages=remembered(stored.pages)), catalog
+    return replace(stored, pages=remembered(stored.pages)), parsed
 
 
 def main() -> None:
-    """The child: read a job on stdin, write what it built to the file named."""
+    """The child: read a job on stdin, write what it parsed to the file named."""
     job = _unpickle_job(sys.stdin.buffer.read())
     built = asyncio.run(_load_and_build(job))
     with Path(sys.argv[1]).open("wb") as file:
@@ -142,11 +135,10 @@ def _write(built: Built, file: BinaryIO) -> None:
     if built is None:
         pickle.dump(None, file)
         return
-    stored, catalog = built
+    stored, parsed = built
     pickle.dump(stored, file)
-    pickle.dump(catalog.problems, file)
-    for start in range(0, len(catalog.releases), _CHUNK_RELEASES):
-        pickle.dump(catalog.releases[start : start + _CHUNK_RELEASES], file)
+    for start in range(0, len(parsed), _CHUNK_RELEASES):
+        pickle.dump(parsed[start : start + _CHUNK_RELEASES], file)
     pickle.dump(None, file)
 
 

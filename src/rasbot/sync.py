@@ -20,7 +20,15 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from rasbot import catalogprocess
-from rasbot.catalog import EMPTY, Catalog, Problem, build_catalog
+from rasbot.catalog import (
+    EMPTY,
+    Catalog,
+    Known,
+    Parsed,
+    Problem,
+    assemble,
+    parse_releases,
+)
 from rasbot.catalogstore import CatalogStore, StoredCatalog
 from rasbot.github import Listing, Page, Source, SourceError
 from rasbot.lease import Lease
@@ -28,7 +36,8 @@ from rasbot.lease import Lease
 log = structlog.get_logger(__name__)
 
 #: A stored listing of at least this many characters (about a thousand releases)
-#: is built into a catalog in a child process (rasbot.catalogprocess).
+#: is parsed in a child process (rasbot.catalogprocess) when there is no previous
+#: parse to start from.
 CHILD_BUILD_CHARS = 1_000_000
 
 
@@ -94,6 +103,7 @@ class Syncer:
         self._on_change = on_change
         self._on_listing = on_listing
         self._pages: tuple[Page, ...] = ()
+        self._known: Known = {}
         self._in_flight: asyncio.Task[SyncResult] | None = None
         self._follow_up: asyncio.Task[None] | None = None
 
@@ -103,7 +113,8 @@ class Syncer:
         if not done:
             built = await self._load_here()
         if built is not None:
-            stored, self.catalog = built
+            stored, parsed = built
+            self.catalog = self._assembled(stored, parsed)
             self._pages = remembered(stored.pages)
             log.info("catalog.loaded", revision=stored.revision, source=stored.source)
         return self.catalog
@@ -112,7 +123,7 @@ class Syncer:
         stored = await self.store.load()
         if stored is None:
             return None
-        return stored, await self._build_here(stored)
+        return stored, await self._parsed_here(stored)
 
     async def refresh(self, trigger: str = "manual") -> SyncResult:
         """Sync now, or join the refresh already in flight."""
@@ -256,9 +267,15 @@ class Syncer:
         )
 
     async def _built_in_child(self) -> tuple[bool, catalogprocess.Built]:
-        """The stored catalog built by a child process, when it is large."""
+        """The stored listing parsed by a child process, when that is worth it.
+
+        It is when the listing is large and this process has no parse of its own
+        to start from: with one, only releases that changed are parsed, here.
+        """
         url = self.store.database_url
-        if url is None or (await self.store.size_chars() or 0) < CHILD_BUILD_CHARS:
+        if self._known or url is None:
+            return False, None
+        if (await self.store.size_chars() or 0) < CHILD_BUILD_CHARS:
             return False, None
         job = catalogprocess.Job(
             url, self._devices, self._serve_beta_drafts, self._in_beta_dir
@@ -266,25 +283,30 @@ class Syncer:
         return await catalogprocess.build(job)
 
     async def _build(self, stored: StoredCatalog) -> Catalog:
-        """The catalog of ``stored``; by a child process when it is large."""
+        """The catalog of ``stored``; parsed by a child process when it is large."""
         done, built = await self._built_in_child()
         # Another process may have stored a newer listing meanwhile: build ours.
         if done and built is not None and built[0].revision == stored.revision:
-            return _touched(built[1], stored)
-        return await self._build_here(stored)
+            return self._assembled(stored, built[1])
+        return self._assembled(stored, await self._parsed_here(stored))
 
-    async def _build_here(self, stored: StoredCatalog) -> Catalog:
-        releases = [r for page in stored.pages for r in page.releases or ()]
+    async def _parsed_here(self, stored: StoredCatalog) -> list[Parsed]:
         # Parsing thousands of YAML bodies takes a while: keep the loop answering.
-        built, problems = await asyncio.to_thread(
-            build_catalog,
-            releases,
+        return await asyncio.to_thread(
+            parse_releases,
+            (release for page in stored.pages for release in page.releases or ()),
             devices=self._devices,
             serve_beta_drafts=self._serve_beta_drafts,
             in_beta_dir=self._in_beta_dir,
+            known=self._known,
         )
+
+    def _assembled(self, stored: StoredCatalog, parsed: list[Parsed]) -> Catalog:
+        # The next build parses only what differs from this one.
+        self._known = {item.key: item for item in parsed}
+        releases, problems = assemble(parsed)
         return Catalog(
-            built, problems, stored.revision, stored.fetched_at, stored.changed_at
+            releases, problems, stored.revision, stored.fetched_at, stored.changed_at
         )
 
     def next_delay(self, poll_seconds: float) -> float:
