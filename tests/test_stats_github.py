@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from rasbot import db
-from rasbot.githubcounts import DownloadCounts
+from rasbot.githubcounts import DownloadCounts, snapshot_rows
 from rasbot.services import Services
 from rasbot.settings import Settings
 from rasbot.stats import Period, Stats
@@ -96,6 +97,33 @@ async def test_a_failing_snapshot_does_not_fail_the_sync(
     assert result.ok
     assert svc.syncer.catalog.revision == 1
     await svc.close()
+
+
+async def test_a_snapshot_another_process_wrote_meanwhile_is_replaced(
+    svc: Services,
+) -> None:
+    # Processes that sync together each write the day's rows: the second to write
+    # finds the first's rows only once they are committed.
+    listing = await svc.syncer.source.fetch(())
+    now = datetime.now(UTC)
+    theirs = [
+        dict(row, download_count=1)
+        for row in snapshot_rows(listing.releases(), svc.syncer.catalog, now)
+    ]
+
+    async with svc.engine.connect() as other:
+        await other.begin()
+        await other.execute(sa.insert(db.github_download_counts), theirs)
+        writing = asyncio.create_task(
+            DownloadCounts(svc.engine).snapshot(listing, svc.syncer.catalog)
+        )
+        await asyncio.sleep(0.5)  # until it waits for the rows written here
+        await other.commit()
+    await writing
+
+    rows = await snapshot(svc)
+    assert len(rows) == len(theirs)
+    assert {row["download_count"] for row in rows} == {42}
 
 
 DAY1, DAY2, DAY3 = date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rasbot import db
@@ -45,6 +46,20 @@ class DownloadCounts:
         if not count or self._written == (now.date(), seen):
             return
 
+        try:
+            await self._replace_day(listing, catalog, now)
+        except IntegrityError:
+            # Processes that synced together (at start, or on the same webhook)
+            # each write the day's rows; the one that writes second finds the
+            # other's rows now, and replaces them.
+            log.info("github_counts.written_meanwhile")
+            await self._replace_day(listing, catalog, now)
+        self._written = (now.date(), seen)
+        log.info("github_counts.snapshot", assets=count)
+
+    async def _replace_day(
+        self, listing: Listing, catalog: Catalog, now: datetime
+    ) -> None:
         table = db.github_download_counts
         rows = snapshot_rows(listing.releases(), catalog, now)
         # Replacing the day's rows keeps one row per asset and day on every database
@@ -54,8 +69,6 @@ class DownloadCounts:
             # In batches: tens of thousands of rows at once cost tens of MiB.
             while batch := list(itertools.islice(rows, _BATCH_ROWS)):
                 await conn.execute(sa.insert(table), batch)
-        self._written = (now.date(), seen)
-        log.info("github_counts.snapshot", assets=count)
 
 
 def snapshot_rows(
