@@ -201,10 +201,14 @@ def _pages_to_blob(pages: Sequence[Page]) -> tuple[int, bytes]:
 
 def _pages_from_blob(blob: bytes) -> tuple[Page, ...]:
     # A page at a time: the stored listing decoded whole is many times its text.
-    return tuple(
-        Page.holding(
-            item["url"], item["releases"], item.get("etag"), item.get("next_url")
+    try:
+        return tuple(
+            Page.holding(
+                item["url"], item["releases"], item.get("etag"), item.get("next_url")
+            )
+            for item in jsonarray.items(jsonarray.zlib_pieces(blob))
+            if isinstance(item, dict)
         )
-        for item in jsonarray.items(jsonarray.zlib_pieces(blob))
-        if isinstance(item, dict)
-    )
+    except jsonarray.NotAnArray:
+        # No pages at all: the next sync lists everything again.
+        return ()

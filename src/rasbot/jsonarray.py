@@ -23,6 +23,10 @@ _NUMBER_GOES_ON = re.compile(r"[0-9.eE+-]*\Z")
 PairsHook = Callable[[list[tuple[str, Any]]], Any]
 
 
+class NotAnArray(ValueError):
+    """The text is JSON of something else, or no JSON at all, from its start."""
+
+
 def items(pieces: Iterable[str], *, hook: PairsHook | None = None) -> Iterator[Any]:
     """The items of the JSON array whose text is ``pieces`` joined.
 
@@ -32,21 +36,21 @@ def items(pieces: Iterable[str], *, hook: PairsHook | None = None) -> Iterator[A
     """
     reader = _Reader(pieces, hook)
     if reader.mark() != "[":
-        raise ValueError("not a JSON array")
+        raise NotAnArray("not a JSON array")
     reader.skip()
     mark = reader.mark()
     while mark != "]":
         yield reader.item()
         mark = reader.mark()
         if mark not in (",", "]"):
-            raise ValueError(f"expected ',' or ']' at character {reader.position}")
+            raise ValueError(f"expected ',' or ']' (character {reader.position})")
         if mark == ",":
             # To the next item: "[1,]" fails in item(), on the "]".
             reader.skip()
             reader.mark()
     reader.skip()
     if reader.mark() != "":
-        raise ValueError(f"extra data at character {reader.position}")
+        raise ValueError(f"extra data (character {reader.position})")
 
 
 def file_pieces(file: BinaryIO) -> Iterator[str]:
@@ -64,12 +68,15 @@ def zlib_pieces(blob: bytes) -> Iterator[str]:
     """The UTF-8 text compressed in ``blob``."""
     inflater = zlib.decompressobj()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    for at in range(0, len(blob), PIECE // 8):
-        pending = blob[at : at + PIECE // 8]
+    step = max(1, PIECE // 8)
+    for at in range(0, len(blob), step):
+        pending = blob[at : at + step]
         while pending:
             yield decoder.decode(inflater.decompress(pending, PIECE))
             pending = inflater.unconsumed_tail
     yield decoder.decode(inflater.flush(), final=True)
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated stream")
 
 
 class _Reader:
@@ -109,9 +116,17 @@ class _Reader:
             except json.JSONDecodeError as exc:
                 if self._more():
                     continue
-                raise ValueError(
-                    f"{exc.msg} at character {self._dropped + exc.pos}"
-                ) from None
+                where = self._dropped + exc.pos
+                raise ValueError(f"{exc.msg} (character {where})") from None
+            except ValueError:
+                # Python's limit on the digits of an int: the number may go on as
+                # a float in the text not read yet.
+                if self._more():
+                    continue
+                raise
+            except RecursionError:
+                where = self.position
+                raise ValueError(f"nested too deeply (character {where})") from None
             # A number at the end of the text read so far ("0.", "1e") may go on
             # in the next piece.
             if _NUMBER_GOES_ON.match(self._text, end) and self._more():
@@ -120,14 +135,25 @@ class _Reader:
             return value
 
     def _more(self) -> bool:
-        """Read the next piece; False at the end of the text."""
-        if self._ended:
-            return False
-        piece = next(self._pieces, None)
-        if piece is None:
-            self._ended = True
+        """Read on, at least as much as is unread; False at the end of the text.
+
+        An item found unfinished is decoded again from its start, so the text
+        read at least doubles each time: a long item is decoded a few times, not
+        once per piece.
+        """
+        unread = len(self._text) - self._at
+        pieces: list[str] = []
+        read = 0
+        while not self._ended and read <= unread:
+            piece = next(self._pieces, None)
+            if piece is None:
+                self._ended = True
+            else:
+                pieces.append(piece)
+                read += len(piece)
+        if not pieces:
             return False
         self._dropped += self._at
-        self._text = self._text[self._at :] + piece
+        self._text = self._text[self._at :] + "".join(pieces)
         self._at = 0
         return True
