@@ -18,6 +18,7 @@ from rasbot.catalog import (
     assemble,
     build_catalog,
     parse_releases,
+    unknown,
 )
 from rasbot.versions import parse_version
 
@@ -807,21 +808,20 @@ def test_a_rebuild_from_a_previous_parse_is_a_fresh_build() -> None:
     assert reused == [False, False, True, True, True]
 
 
-def test_a_changed_download_count_is_a_changed_release() -> None:
-    before = [raw_release("1.0.3")]
-    after = [raw_release("1.0.3")]
+def test_a_changed_download_count_alone_is_no_reason_to_parse_again() -> None:
+    before = [raw_release("1.0.3"), raw_release("1.0.4", release_id=2)]
+    after = [raw_release("1.0.3"), raw_release("1.0.4", release_id=2)]
     after[0]["assets"][0]["download_count"] = 8
+    after[1]["assets"][0]["name"] = "renamed.img.gz"
     previous = parse_releases(before, devices=KNOWN_DEVICES)
 
     parsed = parse_releases(
         after, devices=KNOWN_DEVICES, known={p.key: p for p in previous}
     )
 
-    assert parsed[0] is not previous[0]
-    release = parsed[0].release
-    assert release is not None
-    assert release.install["RPi2"].asset is not None
-    assert release.install["RPi2"].asset.download_count == 8
+    assert parsed[0] is previous[0]
+    assert parsed[1] is not previous[1]
+    assert unknown(after, {p.key: p for p in previous}) == 1
 
 
 def test_a_parse_that_looked_into_the_beta_directory_is_done_again() -> None:

@@ -15,9 +15,15 @@ import pytest
 import sqlalchemy as sa
 
 from rasbot import catalogprocess, db, migrate, sync
-from rasbot.catalog import build_catalog
+from rasbot.catalog import Catalog, build_catalog
 from rasbot.catalogstore import CatalogStore
-from rasbot.github import FileSource, GitHubSource, SourceError, trim_release
+from rasbot.github import (
+    FileSource,
+    GitHubSource,
+    Listing,
+    SourceError,
+    trim_release,
+)
 from rasbot.sync import Syncer
 from tests import factories
 from tests.github_stub import GitHubStub
@@ -493,6 +499,109 @@ async def test_after_a_child_build_a_change_is_parsed_here_and_alone(
     assert sorted(kept) == sorted(set(after) - {"1.7.1"})
     fresh = build_catalog(github.releases, devices=["RPi2", "RPi", "RPi3bplus"])
     assert (restarted.catalog.releases, restarted.catalog.problems) == fresh
+
+
+async def test_many_changed_releases_are_parsed_in_a_child_again(
+    github: GitHubStub, syncer: Syncer, engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await syncer.refresh()
+    children: list[catalogprocess.Job] = []
+    real_build = catalogprocess.build
+
+    async def counted(job: catalogprocess.Job) -> tuple[bool, catalogprocess.Built]:
+        children.append(job)
+        return await real_build(job)
+
+    monkeypatch.setattr(sync, "CHILD_BUILD_CHARS", 0)
+    monkeypatch.setattr(sync, "CHILD_PARSE_RELEASES", 3)
+    monkeypatch.setattr(catalogprocess, "build", counted)
+    restarted = make_syncer(github, engine)
+    await restarted.load()
+    for version in ("1.7.1", "1.6.3", "1.6.2"):
+        body = factories.body("stable", ["RPi", "RPi2"], version, ["Rebuilt"])
+        github.edit_release(version, body=body)
+
+    result = await restarted.refresh()
+    await restarted.aclose()
+
+    assert len(children) == 2 and result.ok
+    fresh = build_catalog(github.releases, devices=["RPi2", "RPi", "RPi3bplus"])
+    assert (restarted.catalog.releases, restarted.catalog.problems) == fresh
+
+
+async def test_a_load_that_ends_after_a_newer_refresh_keeps_the_newer_catalog(
+    github: GitHubStub, syncer: Syncer, engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Following another process's listing, a load may still be reading it when a
+    # refresh of this process swaps in a newer one.
+    await syncer.refresh()
+    other = make_syncer(github, engine)
+    github.add_release(factories.release(30, "1.9.0", published="2019-01-01T00:00:00Z"))
+    await other.refresh()
+    await other.aclose()
+    loaded = asyncio.Event()
+    release = asyncio.Event()
+    real_load = syncer.store.load
+
+    async def held_load() -> Any:
+        stored = await real_load()
+        loaded.set()
+        await release.wait()
+        return stored
+
+    monkeypatch.setattr(syncer.store, "load", held_load)
+    following = asyncio.create_task(syncer.follow_store())
+    await loaded.wait()
+    monkeypatch.setattr(syncer.store, "load", real_load)
+    github.add_release(factories.release(31, "1.9.1", published="2019-02-01T00:00:00Z"))
+    result = await syncer.refresh()
+    release.set()
+    await following
+
+    assert result.revision == 3
+    assert syncer.catalog.revision == 3
+    assert syncer.catalog.by_tag("1.9.1") is not None
+
+
+async def test_a_listing_partly_answered_304_is_observed_whole(
+    github: GitHubStub, engine: Any
+) -> None:
+    seen: list[int] = []
+
+    async def observe(listing: Listing, catalog: Catalog) -> None:
+        seen.append(sum(1 for _ in listing.releases()))
+
+    syncer = Syncer(
+        GitHubSource(github.url, "RasPlex/RasPlex", token=TOKEN),
+        CatalogStore(engine),
+        devices=["RPi2", "RPi", "RPi3bplus"],
+        on_listing=observe,
+    )
+    await syncer.refresh()
+    github.reset_counters()
+    [edited] = [r for r in github.releases if r["tag_name"] == "0.5.10"]
+    edited["assets"][0]["download_count"] += 1
+    github.edit_release("0.5.10", assets=edited["assets"])
+
+    await syncer.refresh()
+    await syncer.aclose()
+
+    assert github.counts.not_modified >= 1
+    assert seen == [len(factories.history())] * 2
+
+
+async def test_a_stored_listing_that_is_no_array_has_no_pages(
+    syncer: Syncer, engine: Any
+) -> None:
+    await syncer.refresh()
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.update(db.catalog_listing).values(pages=zlib.compress(b'{"a": 1}'))
+        )
+
+    stored = await CatalogStore(engine).load()
+
+    assert stored is not None and stored.pages == ()
 
 
 async def test_a_check_only_this_process_has_keeps_the_build_here(

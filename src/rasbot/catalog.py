@@ -304,9 +304,33 @@ def assemble(
     return tuple(ordered), tuple(problems)
 
 
+def unknown(raw_releases: Iterable[Mapping[str, Any]], known: Known) -> int:
+    """How many of the release objects `parse_releases` would parse with ``known``."""
+    return sum(not _reusable(known.get(_key(raw))) for raw in raw_releases)
+
+
+def _reusable(parsed: Parsed | None) -> bool:
+    return parsed is not None and parsed.reusable
+
+
 def _key(raw: Mapping[str, Any]) -> bytes:
-    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    # Without GitHub's download counts: they change all the time, and a parse kept
+    # for them would be no parse kept at all. A reused release keeps the counts of
+    # its first parse; the stored listing has every sync's (rasbot.githubcounts).
+    served = {**raw, "assets": _uncounted(raw.get("assets"))}
+    text = json.dumps(served, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _uncounted(assets: Any) -> Any:
+    if not isinstance(assets, list):
+        return assets
+    return [
+        {k: v for k, v in a.items() if k != "download_count"}
+        if isinstance(a, Mapping)
+        else a
+        for a in assets
+    ]
 
 
 def _parse(

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from rasbot.catalog import (
     Problem,
     assemble,
     parse_releases,
+    unknown,
 )
 from rasbot.catalogstore import CatalogStore, StoredCatalog
 from rasbot.github import Listing, Page, Source, SourceError
@@ -37,8 +38,10 @@ log = structlog.get_logger(__name__)
 
 #: A stored listing of at least this many characters (about a thousand releases)
 #: is parsed in a child process (rasbot.catalogprocess) when there is no previous
-#: parse to start from.
+#: parse to start from, or when at least CHILD_PARSE_RELEASES of its releases are
+#: new to it.
 CHILD_BUILD_CHARS = 1_000_000
+CHILD_PARSE_RELEASES = 500
 
 
 @dataclass(frozen=True)
@@ -109,21 +112,18 @@ class Syncer:
 
     async def load(self) -> Catalog:
         """Serve the stored catalog, so a restart needs no source at all."""
-        done, built = await self._built_in_child()
-        if not done:
-            built = await self._load_here()
-        if built is not None:
-            stored, parsed = built
-            self.catalog = self._assembled(stored, parsed)
-            self._pages = remembered(stored.pages)
-            log.info("catalog.loaded", revision=stored.revision, source=stored.source)
+        # Without a previous parse a child process may load the listing itself.
+        built = await self._parse(await self.store.load() if self._known else None)
+        if built is None:
+            return self.catalog
+        stored, parsed = built
+        if stored.revision < self.catalog.revision:
+            # A refresh that began meanwhile swapped in a newer listing: keep it.
+            return self.catalog
+        self.catalog = self._assembled(stored, parsed)
+        self._pages = remembered(stored.pages)
+        log.info("catalog.loaded", revision=stored.revision, source=stored.source)
         return self.catalog
-
-    async def _load_here(self) -> catalogprocess.Built:
-        stored = await self.store.load()
-        if stored is None:
-            return None
-        return stored, await self._parsed_here(stored)
 
     async def refresh(self, trigger: str = "manual") -> SyncResult:
         """Sync now, or join the refresh already in flight."""
@@ -160,6 +160,8 @@ class Syncer:
         started = time.monotonic()
         try:
             listing = await self.source.fetch(self._pages)
+            if not listing.not_modified and not listing.complete:
+                listing = await self._completed(listing)
             stored = await self._store(listing)
         except (SourceError, SQLAlchemyError, OSError) as exc:
             if isinstance(exc, SourceError) and exc.relist:
@@ -205,8 +207,6 @@ class Syncer:
         """Persist what the source said: a touch when nothing changed."""
         if listing.not_modified:
             return await self.store.touch()
-        if not listing.complete:
-            listing = await self._completed(listing)
         return await self.store.save(listing, self.source.description)
 
     async def _completed(self, listing: Listing) -> Listing:
@@ -266,35 +266,50 @@ class Syncer:
             False, False, self.catalog.revision, (), self.catalog.problems, reason
         )
 
-    async def _built_in_child(self) -> tuple[bool, catalogprocess.Built]:
-        """The stored listing parsed by a child process, when that is worth it.
-
-        It is when the listing is large and this process has no parse of its own
-        to start from: with one, only releases that changed are parsed, here.
-        """
-        url = self.store.database_url
-        if self._known or url is None:
-            return False, None
-        if (await self.store.size_chars() or 0) < CHILD_BUILD_CHARS:
-            return False, None
-        job = catalogprocess.Job(
-            url, self._devices, self._serve_beta_drafts, self._in_beta_dir
-        )
-        return await catalogprocess.build(job)
-
     async def _build(self, stored: StoredCatalog) -> Catalog:
-        """The catalog of ``stored``; parsed by a child process when it is large."""
-        done, built = await self._built_in_child()
-        # Another process may have stored a newer listing meanwhile: build ours.
-        if done and built is not None and built[0].revision == stored.revision:
-            return self._assembled(stored, built[1])
-        return self._assembled(stored, await self._parsed_here(stored))
+        """The catalog of ``stored``."""
+        built = await self._parse(stored)
+        assert built is not None  # ``stored`` is given
+        return self._assembled(*built)
+
+    async def _parse(self, stored: StoredCatalog | None) -> catalogprocess.Built:
+        """``stored`` (None: the stored listing) with its releases parsed.
+
+        A child process parses a large listing when many of its releases are new
+        to this process (all of them, at a start); otherwise they are parsed here.
+        """
+        if await self._worth_a_child(stored):
+            job = catalogprocess.Job(
+                str(self.store.database_url),
+                self._devices,
+                self._serve_beta_drafts,
+                self._in_beta_dir,
+            )
+            done, built = await catalogprocess.build(job)
+            # Another process may have stored a newer listing meanwhile: parse ours.
+            if done and (stored is None or _revision(built) == stored.revision):
+                return built
+        if stored is None:
+            stored = await self.store.load()
+            if stored is None:
+                return None
+        return stored, await self._parsed_here(stored)
+
+    async def _worth_a_child(self, stored: StoredCatalog | None) -> bool:
+        if self.store.database_url is None:
+            return False
+        if (await self.store.size_chars() or 0) < CHILD_BUILD_CHARS:
+            return False
+        if stored is None or not self._known:
+            return True
+        new = await asyncio.to_thread(unknown, _raw_releases(stored), self._known)
+        return new >= CHILD_PARSE_RELEASES
 
     async def _parsed_here(self, stored: StoredCatalog) -> list[Parsed]:
         # Parsing thousands of YAML bodies takes a while: keep the loop answering.
         return await asyncio.to_thread(
             parse_releases,
-            (release for page in stored.pages for release in page.releases or ()),
+            _raw_releases(stored),
             devices=self._devices,
             serve_beta_drafts=self._serve_beta_drafts,
             in_beta_dir=self._in_beta_dir,
@@ -370,6 +385,16 @@ class Syncer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._in_flight
         await self.source.aclose()
+
+
+def _revision(built: catalogprocess.Built) -> int | None:
+    return None if built is None else built[0].revision
+
+
+def _raw_releases(stored: StoredCatalog) -> Iterator[dict[str, Any]]:
+    # A page at a time, as they are held.
+    for page in stored.pages:
+        yield from page.releases or ()
 
 
 def describe_changes(old: Catalog, new: Catalog) -> tuple[str, ...]:

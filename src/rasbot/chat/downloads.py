@@ -87,8 +87,9 @@ async def _github_counts(
 ) -> tuple[dict[tuple[int, str], int], datetime | None]:
     """GitHub's counts as of the last sync, and when that was.
 
-    The served catalog keeps the counts of its last rebuild, and a sync in which
-    only counts changed does not rebuild it; the stored listing has every sync's.
+    The served catalog keeps each release's counts of when it was parsed (a sync
+    in which only counts changed parses nothing); the stored listing has every
+    sync's.
     """
     stored = await store.load()
     if stored is None:
