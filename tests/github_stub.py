@@ -40,7 +40,8 @@ Faults, settable while serving, for every request (``page=None``) or only releas
 page ``page``, optionally only the next ``times`` matching requests: ``fail(status)``
 answers that status; ``garbage(kind)`` answers 200 with a ``"truncated"`` page (a
 complete HTTP message, half the JSON), a ``"cut"`` one (the connection drops
-mid-body), an ``"html"`` error page or a JSON ``"object"`` instead of the array;
+mid-body), an ``"html"`` error page, a JSON ``"object"`` instead of the array or
+arrays nested ``"deep"``er than a JSON decoder goes;
 ``delay(seconds)`` stalls before answering. ``clear_faults()`` removes them all.
 
 Mutations change the pages and so their ETags: ``set_releases``, ``add_release``,
@@ -76,7 +77,7 @@ RATE_DOCS_URL = f"{DOCS_URL}/overview/rate-limits-for-the-rest-api"
 GITHUB_MAX_PER_PAGE = 100
 GITHUB_DEFAULT_PER_PAGE = 30
 WINDOW_SECONDS = 3600
-GARBAGE_KINDS = ("truncated", "cut", "html", "object")
+GARBAGE_KINDS = ("truncated", "cut", "html", "object", "deep")
 JSON_TYPE = "application/json; charset=utf-8"
 PAGE_HEADERS = {
     "Cache-Control": "private, max-age=60, s-maxage=60",
@@ -547,6 +548,8 @@ class GitHubStub:
             return _Reply(fault.status, HTML_ERROR_PAGE, {"Content-Type": "text/html"})
         if fault.value == "object":
             body = json.dumps(_error("Server Error")).encode()
+        elif fault.value == "deep":
+            body = b"[" * 100_000 + b"]" * 100_000
         else:  # the real answer, cut off mid-way
             body = self._route(method, path, query, None).body
             if fault.value == "truncated":

@@ -189,7 +189,7 @@ async def test_server_error_mid_pagination_changes_nothing(
     assert syncer.status.consecutive_failures == 1
 
 
-@pytest.mark.parametrize("kind", ["truncated", "cut", "html", "object"])
+@pytest.mark.parametrize("kind", ["truncated", "cut", "html", "object", "deep"])
 async def test_garbage_page_changes_nothing(
     github: GitHubStub, syncer: Syncer, kind: str
 ) -> None:

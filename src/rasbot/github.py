@@ -374,7 +374,7 @@ def _kept(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _json_body(response: httpx.Response) -> Any:
     try:
         return _decode(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the decoder goes
         raise SourceError(f"invalid JSON from {_safe(str(response.url))}") from None
 
 
