@@ -469,19 +469,32 @@ async def test_a_large_catalog_is_built_in_a_child_process_the_same(
     assert child._pages == here._pages
 
 
-async def test_after_a_child_build_a_change_is_parsed_here_and_alone(
-    github: GitHubStub, syncer: Syncer, engine: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    await syncer.refresh()
-    children: list[catalogprocess.Job] = []
+@pytest.fixture
+def children(monkeypatch: pytest.MonkeyPatch) -> list[catalogprocess.Job]:
+    """The jobs of the child processes started, with every listing large enough."""
+    jobs: list[catalogprocess.Job] = []
     real_build = catalogprocess.build
 
     async def counted(job: catalogprocess.Job) -> tuple[bool, catalogprocess.Built]:
-        children.append(job)
+        jobs.append(job)
         return await real_build(job)
 
     monkeypatch.setattr(sync, "CHILD_BUILD_CHARS", 0)
     monkeypatch.setattr(catalogprocess, "build", counted)
+    return jobs
+
+
+def built_afresh(github: GitHubStub) -> tuple[Any, Any]:
+    return build_catalog(github.releases, devices=["RPi2", "RPi", "RPi3bplus"])
+
+
+async def test_after_a_child_build_a_change_is_parsed_here_and_alone(
+    github: GitHubStub,
+    syncer: Syncer,
+    engine: Any,
+    children: list[catalogprocess.Job],
+) -> None:
+    await syncer.refresh()
     restarted = make_syncer(github, engine)
     await restarted.load()
     before = {release.name: release for release in restarted.catalog.releases}
@@ -492,29 +505,25 @@ async def test_after_a_child_build_a_change_is_parsed_here_and_alone(
     result = await restarted.refresh()
     await restarted.aclose()
 
-    assert len(children) == 1 and result.ok
+    # The first sync's and the start's child; none for the change.
+    assert len(children) == 2 and result.ok
     after = {release.name: release for release in restarted.catalog.releases}
     assert sorted(before.keys() - after.keys()) == ["1.6.3"]
     kept = [name for name in after if after[name] is before[name]]
     assert sorted(kept) == sorted(set(after) - {"1.7.1"})
-    fresh = build_catalog(github.releases, devices=["RPi2", "RPi", "RPi3bplus"])
-    assert (restarted.catalog.releases, restarted.catalog.problems) == fresh
+    catalog = restarted.catalog
+    assert (catalog.releases, catalog.problems) == built_afresh(github)
 
 
 async def test_many_changed_releases_are_parsed_in_a_child_again(
-    github: GitHubStub, syncer: Syncer, engine: Any, monkeypatch: pytest.MonkeyPatch
+    github: GitHubStub,
+    syncer: Syncer,
+    engine: Any,
+    children: list[catalogprocess.Job],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await syncer.refresh()
-    children: list[catalogprocess.Job] = []
-    real_build = catalogprocess.build
-
-    async def counted(job: catalogprocess.Job) -> tuple[bool, catalogprocess.Built]:
-        children.append(job)
-        return await real_build(job)
-
-    monkeypatch.setattr(sync, "CHILD_BUILD_CHARS", 0)
     monkeypatch.setattr(sync, "CHILD_PARSE_RELEASES", 3)
-    monkeypatch.setattr(catalogprocess, "build", counted)
     restarted = make_syncer(github, engine)
     await restarted.load()
     for version in ("1.7.1", "1.6.3", "1.6.2"):
@@ -524,9 +533,10 @@ async def test_many_changed_releases_are_parsed_in_a_child_again(
     result = await restarted.refresh()
     await restarted.aclose()
 
-    assert len(children) == 2 and result.ok
-    fresh = build_catalog(github.releases, devices=["RPi2", "RPi", "RPi3bplus"])
-    assert (restarted.catalog.releases, restarted.catalog.problems) == fresh
+    # The first sync's, the start's and the change's child.
+    assert len(children) == 3 and result.ok
+    catalog = restarted.catalog
+    assert (catalog.releases, catalog.problems) == built_afresh(github)
 
 
 async def test_a_load_that_ends_after_a_newer_refresh_keeps_the_newer_catalog(
