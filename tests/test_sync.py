@@ -600,18 +600,36 @@ async def test_a_listing_partly_answered_304_is_observed_whole(
     assert seen == [len(factories.history())] * 2
 
 
-async def test_a_stored_listing_that_is_no_array_has_no_pages(
-    syncer: Syncer, engine: Any
+@pytest.mark.parametrize(
+    "blob",
+    [
+        zlib.compress(b'{"a": 1}'),
+        zlib.compress(b'[{"url": "x", "releases": [1, 2'),
+        zlib.compress(b'[{"releases": []}]'),
+        zlib.compress(b"[1, 2]")[:-3],
+        b"not compressed",
+    ],
+    ids=["object", "cut", "no url", "truncated", "garbage"],
+)
+async def test_an_unreadable_stored_listing_is_served_as_none_and_listed_again(
+    github: GitHubStub, syncer: Syncer, engine: Any, blob: bytes
 ) -> None:
     await syncer.refresh()
     async with engine.begin() as conn:
-        await conn.execute(
-            sa.update(db.catalog_listing).values(pages=zlib.compress(b'{"a": 1}'))
-        )
+        await conn.execute(sa.update(db.catalog_listing).values(pages=blob))
+    restarted = make_syncer(github, engine)
 
     stored = await CatalogStore(engine).load()
+    await restarted.load()
+    github.edit_release("0.5.10", body=factories.body("stable", ["RPi"], "0.5.10", []))
+    edited = await syncer.refresh()
+    listed = await syncer.refresh()
+    await restarted.aclose()
 
     assert stored is not None and stored.pages == ()
+    assert restarted.catalog.releases == ()
+    assert not edited.ok and "lists all" in (edited.error or "")
+    assert listed.ok and versions(syncer) == ALL_VERSIONS
 
 
 async def test_a_check_only_this_process_has_keeps_the_build_here(

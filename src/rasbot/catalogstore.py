@@ -209,6 +209,7 @@ def _pages_from_blob(blob: bytes) -> tuple[Page, ...]:
             for item in jsonarray.items(jsonarray.zlib_pieces(blob))
             if isinstance(item, dict)
         )
-    except jsonarray.NotAnArray:
-        # No pages at all: the next sync lists everything again.
+    except (zlib.error, ValueError, KeyError, TypeError) as exc:
+        # Serving nothing from it beats not starting: the next sync lists all.
+        log.error("catalog.stored_listing_unreadable", error=type(exc).__name__)
         return ()
