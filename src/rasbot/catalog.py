@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
+from rasbot.github import uncounted
 from rasbot.releasebody import PackageSpec, parse_body
 from rasbot.rolloutplan import Plan
 from rasbot.versions import Version, parse_version
@@ -314,23 +315,12 @@ def _reusable(parsed: Parsed | None) -> bool:
 
 
 def _key(raw: Mapping[str, Any]) -> bytes:
-    # Without GitHub's download counts: they change all the time, and a parse kept
-    # for them would be no parse kept at all. A reused release keeps the counts of
-    # its first parse; the stored listing has every sync's (rasbot.githubcounts).
-    served = {**raw, "assets": _uncounted(raw.get("assets"))}
+    # Without GitHub's download counts, or a parse kept would be no parse kept at
+    # all. A reused release keeps the counts of its first parse; the stored listing
+    # has every sync's (rasbot.githubcounts).
+    served = uncounted(raw)
     text = json.dumps(served, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
-def _uncounted(assets: Any) -> Any:
-    if not isinstance(assets, list):
-        return assets
-    return [
-        {k: v for k, v in a.items() if k != "download_count"}
-        if isinstance(a, Mapping)
-        else a
-        for a in assets
-    ]
 
 
 def _parse(

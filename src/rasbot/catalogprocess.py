@@ -113,7 +113,7 @@ async def _load_and_build(job: Job) -> Built:
     if stored is None:
         return None
     parsed = parse_releases(
-        (release for page in stored.pages for release in page.releases or ()),
+        stored.releases(),
         devices=job.devices,
         serve_beta_drafts=job.serve_beta_drafts,
         in_beta_dir=job.in_beta_dir,

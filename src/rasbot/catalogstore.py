@@ -9,7 +9,7 @@ small row. Every process serving the same database follows the revision.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rasbot import db, jsonarray
 from rasbot.clock import as_utc
-from rasbot.github import Listing, Page, SourceError, compact_json
+from rasbot.github import Listing, Page, SourceError, compact_json, releases_of
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +38,10 @@ class StoredCatalog:
     pages: tuple[Page, ...]
     fetched_at: datetime
     changed_at: datetime
+
+    def releases(self) -> Iterator[dict[str, Any]]:
+        """Every release of the stored pages, decoded a page at a time."""
+        return releases_of(self.pages)
 
 
 class CatalogStore:

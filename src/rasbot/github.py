@@ -144,8 +144,7 @@ class Listing:
 
     def releases(self) -> Iterator[dict[str, Any]]:
         """Every release, decoded a page at a time; the listing must be complete."""
-        for page in self.pages:
-            yield from page.releases or ()
+        return releases_of(self.pages)
 
     @property
     def digest(self) -> str:
@@ -155,8 +154,7 @@ class Listing:
         """
         digest = hashlib.sha256()
         for release in self.releases():
-            served = {**release, "assets": [_uncounted(a) for a in release["assets"]]}
-            digest.update(json.dumps(served, sort_keys=True).encode())
+            digest.update(json.dumps(uncounted(release), sort_keys=True).encode())
             digest.update(b"\n")
         return digest.hexdigest()
 
@@ -166,8 +164,30 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _uncounted(asset: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in asset.items() if key != "download_count"}
+def releases_of(pages: Iterable[Page]) -> Iterator[dict[str, Any]]:
+    """Every release the pages hold, decoded a page at a time."""
+    for page in pages:
+        yield from page.releases or ()
+
+
+def uncounted(release: Mapping[str, Any]) -> dict[str, Any]:
+    """A release object without GitHub's download counts of its assets.
+
+    The counts change all the time and serve nothing: what is left tells whether
+    a release changed.
+    """
+    assets = release.get("assets")
+    if not isinstance(assets, list):
+        return dict(release)
+    return {
+        **release,
+        "assets": [
+            {k: v for k, v in a.items() if k != "download_count"}
+            if isinstance(a, Mapping)
+            else a
+            for a in assets
+        ],
+    }
 
 
 @dataclass

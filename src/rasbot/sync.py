@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -302,14 +302,14 @@ class Syncer:
             return False
         if stored is None or not self._known:
             return True
-        new = await asyncio.to_thread(unknown, _raw_releases(stored), self._known)
+        new = await asyncio.to_thread(unknown, stored.releases(), self._known)
         return new >= CHILD_PARSE_RELEASES
 
     async def _parsed_here(self, stored: StoredCatalog) -> list[Parsed]:
         # Parsing thousands of YAML bodies takes a while: keep the loop answering.
         return await asyncio.to_thread(
             parse_releases,
-            _raw_releases(stored),
+            stored.releases(),
             devices=self._devices,
             serve_beta_drafts=self._serve_beta_drafts,
             in_beta_dir=self._in_beta_dir,
@@ -389,12 +389,6 @@ class Syncer:
 
 def _revision(built: catalogprocess.Built) -> int | None:
     return None if built is None else built[0].revision
-
-
-def _raw_releases(stored: StoredCatalog) -> Iterator[dict[str, Any]]:
-    # A page at a time, as they are held.
-    for page in stored.pages:
-        yield from page.releases or ()
 
 
 def describe_changes(old: Catalog, new: Catalog) -> tuple[str, ...]:

@@ -96,8 +96,7 @@ async def _github_counts(
         return {}, None
     counts = {
         (int(release.get("id") or 0), asset["name"]): asset["download_count"]
-        for page in stored.pages
-        for release in page.releases or ()
+        for release in stored.releases()
         for asset in release.get("assets") or ()
         if isinstance(asset, dict)
         and isinstance(asset.get("name"), str)
