@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.procs import Usage, peak_rss_mib, wait_idle
@@ -70,11 +70,20 @@ class Run:
     dropped: int | None = None
     rows: int | None = None  # update_checks rows of this run, after the stop
     settle_seconds: float | None = None  # until rasbot's CPU went quiet
+    #: The server's CPU seconds by kind of thread (bench.procs.THREAD_KINDS).
+    thread_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def us_per_request(self) -> float:
         """CPU microseconds per answered request: less hurt by noise than req/s."""
         return self.cpu_seconds / max(self.wrk.requests, 1) * 1e6
+
+    def thread_us_per_request(self, kind: str) -> float | None:
+        """CPU microseconds per answered request in one kind of thread."""
+        seconds = self.thread_cpu_seconds.get(kind)
+        if seconds is None:
+            return None
+        return seconds / max(self.wrk.requests, 1) * 1e6
 
 
 def measure(url: str, pids: Sequence[int], seconds: int) -> tuple[WrkResult, Usage]:
@@ -104,6 +113,7 @@ def measure_rasbot(
     run = Run(
         endpoint.name, number, result, usage.server, usage.other, peak_rss_mib(pids)
     )
+    run.thread_cpu_seconds = usage.threads
     if endpoint.version is not None:
         run.serial = serial
     run.backlog = server.recording().get("pending")

@@ -73,6 +73,37 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / _TICKS
 
 
+#: Where a server's CPU time goes, by kind of thread (see `thread_cpu_seconds`).
+THREAD_KINDS = ("python", "http i/o", "other")
+
+
+def thread_cpu_seconds(pids: Sequence[int]) -> dict[str, float]:
+    """User plus system CPU time of the processes' threads, by kind of thread.
+
+    ``python`` is each process's main thread, where the event loop and the
+    application run; ``http i/o`` is granian's Rust runtime (threads named
+    tokio-*), which reads requests and writes answers; ``other`` is the rest: the
+    SQLite connections' threads that write the recorded rows, and granian's helper.
+    """
+    totals = dict.fromkeys(THREAD_KINDS, 0)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    stat = (task / "stat").read_text()
+                    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                    fields = stat[stat.rindex(")") + 2 :].split()
+                    kind = _thread_kind(int(task.name) == pid, name)
+                    totals[kind] += int(fields[11]) + int(fields[12])
+    return {kind: ticks / _TICKS for kind, ticks in totals.items()}
+
+
+def _thread_kind(main: bool, name: str) -> str:
+    if main:
+        return "python"
+    return "http i/o" if name.startswith("tokio") else "other"
+
+
 def peak_rss_mib(pids: Sequence[int]) -> float:
     """VmHWM (peak resident memory) of the processes, summed, in MiB."""
     total = 0
@@ -98,18 +129,25 @@ class Usage:
 
     server: float
     other: float
+    #: The server's CPU seconds by kind of thread (`thread_cpu_seconds`).
+    threads: dict[str, float]
 
     @classmethod
     def now(cls, pids: Sequence[int]) -> Usage:
         """Totals so far; subtract two to get a run's share."""
         server = cpu_seconds(pids)
+        threads = thread_cpu_seconds(pids)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         load = children.ru_utime + children.ru_stime  # wrk, once it has ended
-        return cls(server, machine_busy_seconds() - server - load)
+        return cls(server, machine_busy_seconds() - server - load, threads)
 
     def __sub__(self, earlier: Usage) -> Usage:
         other = max(self.other - earlier.other, 0.0)
-        return Usage(round(self.server - earlier.server, 2), round(other, 2))
+        threads = {
+            kind: round(seconds - earlier.threads.get(kind, 0.0), 2)
+            for kind, seconds in self.threads.items()
+        }
+        return Usage(round(self.server - earlier.server, 2), round(other, 2), threads)
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: int) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import ENDPOINTS, NGINX, Run
+from bench.procs import THREAD_KINDS
 from bench.servers import NGINX_CORE, ROOT
 from bench.wrk import WRK_CONNECTIONS, WRK_CORE
 
@@ -84,6 +85,7 @@ def _print_catalog(report: dict[str, Any]) -> None:
             print(_line(name, str(run.round), _cells(run)))
         print(_line(name, "med", _median_cells(runs)))
     _print_errors(report["runs"])
+    _print_threads(report["runs"])
     _print_recording(report)
     if report["log_warnings"]:
         print("rasbot's log (it runs at warning level):\n" + report["log_warnings"])
@@ -119,6 +121,21 @@ def _line(name: str, label: str, cells: list[float | None]) -> str:
     for (_, width, spec, _), value in zip(COLUMNS, cells, strict=True):
         parts.append(" " * width if value is None else f"{value:>{width}{spec}}")
     return " ".join(parts)
+
+
+def _print_threads(runs: list[Run]) -> None:
+    # Where rasbot's CPU time per request went, median of the rounds: the event
+    # loop and the application, granian's HTTP reading and writing, and the rest
+    # (SQLite writing recorded rows, granian's helper thread).
+    print("rasbot's CPU µs/req by thread (median): " + " / ".join(THREAD_KINDS))
+    for endpoint in ENDPOINTS:
+        ours = [r for r in runs if r.endpoint == endpoint.name]
+        cells = []
+        for kind in THREAD_KINDS:
+            found = (r.thread_us_per_request(kind) for r in ours)
+            values = [v for v in found if v is not None]
+            cells.append(f"{statistics.median(values):5.1f}" if values else "    -")
+        print(f"  {endpoint.name:<19} " + " / ".join(cells))
 
 
 def _print_errors(runs: list[Run]) -> None:
