@@ -297,6 +297,31 @@ def test_framework_routes_answer_as_the_fast_path(
     assert fast.headers["content-type"] == slow.headers["content-type"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [UPDATER_QUERY.format(version="1.0.3"), "/devices", "/install?device=RPi2"],
+)
+def test_device_endpoints_are_503_until_a_catalog_is_loaded(
+    make_client: Callable[..., TestClient], releases_file: Path, path: str
+) -> None:
+    history = releases_file.read_text()
+    releases_file.unlink()  # the first sync fails: no catalog, none stored
+    client = make_client()
+    framework = TestClient(client.app.app)  # type: ignore[attr-defined]
+
+    for answered in (client.get(path), framework.get(path)):
+        assert answered.status_code == 503
+        assert answered.text == "no release catalog loaded yet\n"
+    assert client.get("/healthz").status_code == 503
+    assert client.get("/").text == "pong"
+
+    releases_file.write_text(history)
+    client.portal.call(services(client).syncer.refresh)
+
+    assert client.get(path).status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
 def test_answers_follow_a_new_catalog(client: TestClient, releases_file: Path) -> None:
     assert offered(client.get("/update?version=1.7.1").text) == (None, {})
     history = [

@@ -21,7 +21,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from rasbot.addresses import base_url, client_address, is_trusted
-from rasbot.catalog import Asset, Package, Release
+from rasbot.catalog import Asset, Catalog, Package, Release
 from rasbot.db import CLIENT_VALUE_MAX
 from rasbot.devices import DeviceMatch, match_device
 from rasbot.feeds import devices_json, install_json, update_xml
@@ -51,6 +51,27 @@ class BadRequest(HTTPException):
 
     def __init__(self, reason: str) -> None:
         super().__init__(status_code=400, detail=reason)
+
+
+class NoCatalog(HTTPException):
+    """This process has loaded no catalog yet; answered 503.
+
+    A worker that has just started and not finished its first sync would
+    otherwise tell every device "no update" and every installer "no images"
+    with a 200, as if that were the truth. Old clients read a 503 as "no update"
+    too, and a 503 shows in logs and metrics, as /healthz's does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=503, detail="no release catalog loaded yet")
+
+
+def _catalog(svc: Services) -> Catalog:
+    """The catalog to answer from; `NoCatalog` while there is none."""
+    catalog = svc.syncer.catalog
+    if catalog.revision == 0:
+        raise NoCatalog
+    return catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +192,7 @@ def answer_update(svc: Services, req: DeviceRequest) -> Answer:
     revision = req.param("revision")
     version = req.param("version")
     channel = channel_of(req.param("channel"), whitelisted=serial in svc.whitelist)
-    catalog = svc.syncer.catalog
+    catalog = _catalog(svc)
     cache = svc.answers
     device: DeviceMatch = cache.get(
         catalog, ("device", revision), lambda: _device(svc, revision)
@@ -238,12 +259,14 @@ def answer_updated(svc: Services, req: DeviceRequest) -> Answer:
 def answer_devices(svc: Services, req: DeviceRequest) -> Answer:
     """Devices with an install image, the one to preselect first."""
 
+    catalog = _catalog(svc)
+
     def make() -> bytes:
         names = dict(svc.settings.device_names)
-        found = installable_devices(svc.syncer.catalog, list(names))
+        found = installable_devices(catalog, list(names))
         return devices_json([(d, names.get(d, d)) for d in found])
 
-    return Answer(svc.answers.get(svc.syncer.catalog, ("devices",), make), JSON)
+    return Answer(svc.answers.get(catalog, ("devices",), make), JSON)
 
 
 def answer_install(svc: Services, req: DeviceRequest) -> Answer:
@@ -251,7 +274,7 @@ def answer_install(svc: Services, req: DeviceRequest) -> Answer:
     platform = req.param("platform", "unknown").lower() or "unknown"
     asked = req.param("device", "RPi") or "RPi"
     tracked = req.tracked_base(svc, updater=False)
-    catalog = svc.syncer.catalog
+    catalog = _catalog(svc)
     cache = svc.answers
     device = cache.get(
         catalog, ("device", asked.lower()), lambda: _canonical(svc, asked)
@@ -340,8 +363,8 @@ class DeviceEndpoints:
     ) -> Answer:
         try:
             return answer(self._services(), DeviceRequest.from_scope(scope))
-        except BadRequest as exc:
-            return Answer(f"{exc.detail}\n".encode(), TEXT, 400)
+        except (BadRequest, NoCatalog) as exc:
+            return Answer(f"{exc.detail}\n".encode(), TEXT, exc.status_code)
         except Exception as exc:
             self._error(scope["path"], exc)
             return Answer(b"internal error\n", TEXT, 500)
@@ -408,6 +431,9 @@ def _route(
     )
 
 
+_BAD = {400: {"description": "Bad parameter"}}
+_NO_CATALOG = {503: {"description": "No release catalog loaded yet"}}
+
 _route(
     "/", answer_ping, summary="Uptime check", responses={200: {"content": {TEXT: {}}}}
 )
@@ -418,27 +444,27 @@ _route(
     openapi_extra=_query(
         "channel", "serial", "revision", "version", "build", "distribution"
     ),
-    responses={200: {"content": {XML: {}}}, 400: {"description": "Bad parameter"}},
+    responses={200: {"content": {XML: {}}}, **_BAD, **_NO_CATALOG},
 )
 _route(
     "/updated",
     answer_updated,
     summary="An update was staged",
     openapi_extra=_query("channel", "fromVersion", "revision", "serial", "version"),
-    responses={200: {"content": {TEXT: {}}}, 400: {"description": "Bad parameter"}},
+    responses={200: {"content": {TEXT: {}}}, **_BAD},
 )
 _route(
     "/devices",
     answer_devices,
     summary="The installer's device list",
-    responses={200: {"content": {JSON: {}}}},
+    responses={200: {"content": {JSON: {}}}, **_NO_CATALOG},
 )
 _route(
     "/install",
     answer_install,
     summary="The installer's image list",
     openapi_extra=_query("platform", "device"),
-    responses={200: {"content": {JSON: {}}}, 400: {"description": "Bad parameter"}},
+    responses={200: {"content": {JSON: {}}}, **_BAD, **_NO_CATALOG},
 )
 
 
