@@ -79,6 +79,7 @@ class Rasbot:
                 command, env=self.env(), stdout=log, stderr=subprocess.STDOUT
             )
         self._wait_healthy()
+        self._wait_all_serving()
         return time.monotonic() - started
 
     def _server_option(self) -> list[str]:
@@ -117,6 +118,25 @@ class Rasbot:
             time.sleep(0.2)
         self.stop()
         sys.exit(f"bench: rasbot not healthy in time:\n{self.log.read_text()}")
+
+    def _wait_all_serving(self) -> None:
+        # /healthz was answered by one worker; each answers 503 until it has
+        # loaded a catalog of its own. New connections reach the workers in turn,
+        # so enough 200s in a row mean all of them serve.
+        deadline = time.monotonic() + STARTUP_SECONDS
+        in_a_row = 0
+        while in_a_row < 10 * self.workers:
+            if time.monotonic() > deadline:
+                self.stop()
+                sys.exit(
+                    f"bench: not every worker served in time:\n{self.log.read_text()}"
+                )
+            in_a_row = in_a_row + 1 if self._serves() else 0
+            if not in_a_row:
+                time.sleep(0.2)
+
+    def _serves(self) -> bool:
+        return http_get(self.base + "/devices", timeout=2)[0] == 200
 
     def pids(self) -> list[int]:
         assert self.process is not None
