@@ -59,7 +59,7 @@ class NoCatalog(HTTPException):
     A worker that has just started and not finished its first sync would
     otherwise tell every device "no update" and every installer "no images"
     with a 200, as if that were the truth. Old clients read a 503 as "no update"
-    too, and a 503 shows in logs and metrics, as /healthz's does.
+    too, and a person or a probe can tell it from an answer, as /healthz's 503.
     """
 
     def __init__(self) -> None:
