@@ -65,6 +65,21 @@ async def test_rows_wait_while_the_database_is_away_and_then_land(
     await away.dispose()
 
 
+async def test_a_flush_lands_whole_or_stays_queued_whole(engine: Any) -> None:
+    # Rows of one flush go in one transaction, several INSERT statements long: a
+    # row refused in a later statement keeps the earlier statements' rows queued
+    # too, so that the next attempt writes none of them twice.
+    recorder = Recorder(engine, max_rows=100_000, flush_seconds=60)
+    record_installs(recorder, 2200)
+    recorder.record("installs", platform=None)  # NOT NULL: the database refuses
+    record_installs(recorder, 299)
+
+    assert not await recorder.flush()
+
+    assert await count(engine) == 0
+    assert (recorder.pending, recorder.written, recorder.failures) == (2500, 0, 1)
+
+
 async def test_queue_is_bounded_and_counts_what_it_drops(engine: Any) -> None:
     recorder = Recorder(engine, max_rows=10, flush_seconds=1)
 
