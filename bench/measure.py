@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.procs import Usage, peak_rss_mib, wait_idle
 from bench.servers import Nginx, Rasbot
-from bench.wrk import WrkResult, run_wrk
+from bench.wrk import WrkResult, run_wrk, spread_script
 
 DRAIN_SECONDS = 60.0
 # Flushes happen at least this often (RASBOT_RECORD_FLUSH_SECONDS, default 1).
@@ -17,8 +18,8 @@ FLUSH_SECONDS = 1.0
 
 # What the in-app updater sends (PROTOCOL.md section 2): a Pi 2 on the stable
 # channel. The out-of-date client runs a 1.6.2 build; the up-to-date one runs the
-# version rasbot offers the out-of-date one. Each run gets its own serial, so the
-# rows it recorded can be counted.
+# version rasbot offers the out-of-date one. Each run gets its own serial prefix, so
+# the rows it recorded can be counted.
 UPDATE_QUERY = (
     "/update?build&channel=16&distribution=rasplex&revision=a02082"
     "&serial={serial}&version={version}"
@@ -43,6 +44,14 @@ class Endpoint:
         return base + UPDATE_QUERY.format(serial=serial, version=version)
 
 
+def run_serial(run_id: int) -> tuple[str, str]:
+    """The serial prefix of a run's /update rows, and the serial of its first
+    device: eight characters no device serial starts with, then eight hex digits.
+    """
+    prefix = f"bench{run_id:03d}"
+    return prefix, prefix + "0" * 8
+
+
 ENDPOINTS = (
     Endpoint("update up-to-date", "/update", version="latest"),
     Endpoint("update out-of-date", "/update", version=OLD_VERSION),
@@ -62,7 +71,7 @@ class Run:
     cpu_seconds: float
     other_cpu_seconds: float  # other processes on the machine: noise
     peak_rss_mib: float
-    serial: str | None = None
+    serial: str | None = None  # the prefix of the serials of an /update run
     ratio: float | None = None  # req/s over nginx's in the same round
     cpu_ratio: float | None = None  # nginx's CPU time per request over ours
     backlog: int | None = None  # rows rasbot still held when wrk ended
@@ -86,10 +95,12 @@ class Run:
         return seconds / max(self.wrk.requests, 1) * 1e6
 
 
-def measure(url: str, pids: Sequence[int], seconds: int) -> tuple[WrkResult, Usage]:
+def measure(
+    url: str, pids: Sequence[int], seconds: int, script: Path | None = None
+) -> tuple[WrkResult, Usage]:
     """One wrk run and the CPU time the server and everybody else used meanwhile."""
     before = Usage.now(pids)
-    result = run_wrk(url, seconds)
+    result = run_wrk(url, seconds, script)
     return result, Usage.now(pids) - before
 
 
@@ -103,19 +114,28 @@ def measure_nginx(nginx: Nginx, number: int, seconds: int) -> Run:
 def measure_rasbot(
     server: Rasbot, endpoint: Endpoint, number: int, context: dict[str, Any]
 ) -> Run:
-    """A run against rasbot, then wait until its recorder has caught up."""
-    serial = f"00000000be{context['run_id']:06x}"
+    """A run against rasbot, then wait until its recorder has caught up.
+
+    /update runs ask as one device, or as ``context["devices"]`` devices at
+    random; their rows are told apart by the run's serial prefix.
+    """
+    prefix, serial = run_serial(context["run_id"])
     context["run_id"] += 1
     url = endpoint.url(server.base, serial, context["latest"])
+    script = None
+    if endpoint.version is not None and context["devices"] > 1:
+        path = url.removeprefix(server.base)
+        file = server.workdir / f"{prefix}.lua"
+        script = spread_script(path, serial, prefix, context["devices"], file)
 
     pids = server.pids()
-    result, usage = measure(url, pids, context["seconds"])
+    result, usage = measure(url, pids, context["seconds"], script)
     run = Run(
         endpoint.name, number, result, usage.server, usage.other, peak_rss_mib(pids)
     )
     run.thread_cpu_seconds = usage.threads
     if endpoint.version is not None:
-        run.serial = serial
+        run.serial = prefix
     run.backlog = server.recording().get("pending")
 
     # The next run must not pay for this one's writes or requests left in flight.

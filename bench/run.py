@@ -9,6 +9,7 @@ missing and starts servers on 127.0.0.1 only. See ``bench/README.md``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import re
@@ -25,6 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples")]
 
 from make_releases import make_releases  # noqa: E402
 
+from bench.make_stats_data import create_schema, fill  # noqa: E402
 from bench.measure import (  # noqa: E402
     ENDPOINTS,
     OLD_VERSION,
@@ -34,7 +36,7 @@ from bench.measure import (  # noqa: E402
     measure_nginx,
     measure_rasbot,
 )
-from bench.procs import http_get, peak_rss_mib  # noqa: E402
+from bench.procs import http_get, peak_rss_mib, wait_idle  # noqa: E402
 from bench.report import print_report, write_results  # noqa: E402
 from bench.servers import (  # noqa: E402
     Nginx,
@@ -44,6 +46,7 @@ from bench.servers import (  # noqa: E402
 )
 
 BIG_CATALOG = 10_000
+STORED_DAYS = 30
 
 
 def bench_catalog(
@@ -55,6 +58,8 @@ def bench_catalog(
         releases_file = workdir / "releases.json"
         releases_file.write_text(json.dumps(releases), encoding="utf-8")
         server = Rasbot(releases_file, workdir, args.cores, args.workers, args.server)
+        if args.stored_rows:
+            _store_history(server.database, args.stored_rows)
         print(f"\n{name}: {len(releases)} releases; starting rasbot", flush=True)
         try:
             startup = server.start()
@@ -65,6 +70,13 @@ def bench_catalog(
         report["log_warnings"] = rasbot_warnings(server)
         _count_rows(server.database, report)
         return report
+
+
+def _store_history(database: Path, rows: int) -> None:
+    """A month of recorded requests, as a server in use has: its indexes are large."""
+    print(f"storing {rows:,} update checks of {STORED_DAYS} days ...", flush=True)
+    asyncio.run(create_schema(database))
+    fill(database, rows, STORED_DAYS)
 
 
 def _bench_started(
@@ -89,6 +101,8 @@ def _bench_started(
     }
     nginx = Nginx(workdir / "nginx", answer)
     nginx.start()
+    # A stored history is rolled up in the background once rasbot has started.
+    wait_idle(server.pids())
     try:
         report["runs"] = _rounds(server, nginx, latest, args)
     finally:
@@ -117,7 +131,12 @@ def _probe_path(version: str) -> str:
 def _rounds(
     server: Rasbot, nginx: Nginx, latest: str, args: argparse.Namespace
 ) -> list[Run]:
-    context = {"run_id": 0, "latest": latest, "seconds": args.seconds}
+    context = {
+        "run_id": 0,
+        "latest": latest,
+        "seconds": args.seconds,
+        "devices": args.devices,
+    }
     runs: list[Run] = []
     for number in range(1, args.rounds + 1):
         yardstick = measure_nginx(nginx, number, args.seconds)
@@ -145,10 +164,12 @@ def _print_progress(run: Run) -> None:
 
 def _count_rows(database: Path, report: dict[str, Any]) -> None:
     """After the graceful stop: the update_checks rows each /update run left."""
+    query = (
+        "SELECT substr(serial, 1, 8), COUNT(*) FROM update_checks"
+        " WHERE serial LIKE 'bench%' GROUP BY 1"
+    )
     with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
-        counts = dict(
-            conn.execute("SELECT serial, COUNT(*) FROM update_checks GROUP BY serial")
-        )
+        counts = dict(conn.execute(query))
     for run in report["runs"]:
         if run.serial is not None:
             run.rows = counts.get(run.serial, 0)
@@ -168,6 +189,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--cores", help="rasbot's cores (taskset -c); default 1, or 0-1 with workers"
     )
     parser.add_argument("--server", help="passed to `rasbot serve --server`")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="/update runs ask as this many devices, at random (default 1)",
+    )
+    parser.add_argument(
+        "--stored-rows",
+        type=int,
+        default=0,
+        help="update checks stored before rasbot starts (default none)",
+    )
     parser.add_argument(
         "--catalogs",
         default=f"example,{BIG_CATALOG}",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 WRK_CORE = "0"
 WRK_CONNECTIONS = 64
@@ -26,14 +29,46 @@ class WrkResult:
         return self.non_2xx + sum(self.socket_errors.values())
 
 
-def run_wrk(url: str, seconds: int) -> WrkResult:
-    """``wrk -t1 -c64 --latency`` pinned to core 0."""
+def run_wrk(url: str, seconds: int, script: Path | None = None) -> WrkResult:
+    """``wrk -t1 -c64 --latency`` pinned to core 0, with a Lua ``script`` if given."""
     command = ["taskset", "-c", WRK_CORE, "wrk", "-t1", f"-c{WRK_CONNECTIONS}"]
     command += [f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        command += ["--script", str(script)]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=seconds + 60, check=True
     )
     return parse_wrk(done.stdout)
+
+
+# Asks for one path, with the serial drawn from `devices` for each request.
+_SPREAD_SCRIPT = """\
+local before, after, prefix, devices = {before}, {after}, {prefix}, {devices}
+math.randomseed({seed})
+request = function()
+  local serial = prefix .. string.format("%08x", math.random(0, devices - 1))
+  return wrk.format("GET", before .. serial .. after)
+end
+"""
+
+
+def spread_script(
+    path: str, serial: str, prefix: str, devices: int, script: Path
+) -> Path:
+    """Write a wrk script asking for ``path`` with ``serial`` replaced, each time,
+    by ``prefix`` and one of ``devices`` numbers in 8 hex digits."""
+    before, after = path.split(serial)
+    # JSON's string literals are Lua's, for the ASCII of a URL.
+    script.write_text(
+        _SPREAD_SCRIPT.format(
+            before=json.dumps(before),
+            after=json.dumps(after),
+            prefix=json.dumps(prefix),
+            devices=devices,
+            seed=zlib.crc32(prefix.encode()),
+        )
+    )
+    return script
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
