@@ -18,7 +18,7 @@ FLUSH_SECONDS = 1.0
 
 # What the in-app updater sends (PROTOCOL.md section 2): a Pi 2 on the stable
 # channel. The out-of-date client runs a 1.6.2 build; the up-to-date one runs the
-# version rasbot offers the out-of-date one. Each run gets its own serial prefix, so
+# version rasbot offers the out-of-date one. Each run gets its own serial suffix, so
 # the rows it recorded can be counted.
 UPDATE_QUERY = (
     "/update?build&channel=16&distribution=rasplex&revision=a02082"
@@ -45,11 +45,12 @@ class Endpoint:
 
 
 def run_serial(run_id: int) -> tuple[str, str]:
-    """The serial prefix of a run's /update rows, and the serial of its first
-    device: eight characters no device serial starts with, then eight hex digits.
+    """The serial suffix of a run's /update rows, and the serial of its first
+    device: eight hex digits, as devices' serials start, then eight characters
+    no device serial has.
     """
-    prefix = f"bench{run_id:03d}"
-    return prefix, prefix + "0" * 8
+    suffix = f"bench{run_id:03d}"
+    return suffix, "0" * 8 + suffix
 
 
 ENDPOINTS = (
@@ -71,7 +72,7 @@ class Run:
     cpu_seconds: float
     other_cpu_seconds: float  # other processes on the machine: noise
     peak_rss_mib: float
-    serial: str | None = None  # the prefix of the serials of an /update run
+    serial: str | None = None  # the suffix of the serials of an /update run
     ratio: float | None = None  # req/s over nginx's in the same round
     cpu_ratio: float | None = None  # nginx's CPU time per request over ours
     backlog: int | None = None  # rows rasbot still held when wrk ended
@@ -117,16 +118,16 @@ def measure_rasbot(
     """A run against rasbot, then wait until its recorder has caught up.
 
     /update runs ask as one device, or as ``context["devices"]`` devices at
-    random; their rows are told apart by the run's serial prefix.
+    random; their rows are told apart by the run's serial suffix.
     """
-    prefix, serial = run_serial(context["run_id"])
+    suffix, serial = run_serial(context["run_id"])
     context["run_id"] += 1
     url = endpoint.url(server.base, serial, context["latest"])
     script = None
     if endpoint.version is not None and context["devices"] > 1:
         path = url.removeprefix(server.base)
-        file = server.workdir / f"{prefix}.lua"
-        script = spread_script(path, serial, prefix, context["devices"], file)
+        file = server.workdir / f"{suffix}.lua"
+        script = spread_script(path, serial, suffix, context["devices"], file)
 
     pids = server.pids()
     result, usage = measure(url, pids, context["seconds"], script)
@@ -135,7 +136,7 @@ def measure_rasbot(
     )
     run.thread_cpu_seconds = usage.threads
     if endpoint.version is not None:
-        run.serial = prefix
+        run.serial = suffix
     run.backlog = server.recording().get("pending")
 
     # The next run must not pay for this one's writes or requests left in flight.

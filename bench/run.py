@@ -165,8 +165,8 @@ def _print_progress(run: Run) -> None:
 def _count_rows(database: Path, report: dict[str, Any]) -> None:
     """After the graceful stop: the update_checks rows each /update run left."""
     query = (
-        "SELECT substr(serial, 1, 8), COUNT(*) FROM update_checks"
-        " WHERE serial LIKE 'bench%' GROUP BY 1"
+        "SELECT substr(serial, 9), COUNT(*) FROM update_checks"
+        " WHERE serial LIKE '%bench%' GROUP BY 1"
     )
     with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
         counts = dict(conn.execute(query))

@@ -43,29 +43,29 @@ def run_wrk(url: str, seconds: int, script: Path | None = None) -> WrkResult:
 
 # Asks for one path, with the serial drawn from `devices` for each request.
 _SPREAD_SCRIPT = """\
-local before, after, prefix, devices = {before}, {after}, {prefix}, {devices}
+local before, after, suffix, devices = {before}, {after}, {suffix}, {devices}
 math.randomseed({seed})
 request = function()
-  local serial = prefix .. string.format("%08x", math.random(0, devices - 1))
+  local serial = string.format("%08x", math.random(0, devices - 1)) .. suffix
   return wrk.format("GET", before .. serial .. after)
 end
 """
 
 
 def spread_script(
-    path: str, serial: str, prefix: str, devices: int, script: Path
+    path: str, serial: str, suffix: str, devices: int, script: Path
 ) -> Path:
     """Write a wrk script asking for ``path`` with ``serial`` replaced, each time,
-    by ``prefix`` and one of ``devices`` numbers in 8 hex digits."""
+    by one of ``devices`` numbers in 8 hex digits and ``suffix``."""
     before, after = path.split(serial)
     # JSON's string literals are Lua's, for the ASCII of a URL.
     script.write_text(
         _SPREAD_SCRIPT.format(
             before=json.dumps(before),
             after=json.dumps(after),
-            prefix=json.dumps(prefix),
+            suffix=json.dumps(suffix),
             devices=devices,
-            seed=zlib.crc32(prefix.encode()),
+            seed=zlib.crc32(suffix.encode()),
         )
     )
     return script
