@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import asyncpg
+from structlog.testing import capture_logs
 
 from rasbot import db, migrate
 from rasbot.recording import Recorder, _Insert, sqlite_datetime
@@ -74,10 +75,15 @@ async def test_a_flush_lands_whole_or_stays_queued_whole(engine: Any) -> None:
     recorder.record("installs", platform=None)  # NOT NULL: the database refuses
     record_installs(recorder, 299)
 
-    assert not await recorder.flush()
+    with capture_logs() as logged:
+        assert not await recorder.flush()
 
     assert await count(engine) == 0
     assert (recorder.pending, recorder.written, recorder.failures) == (2500, 0, 1)
+    # The error is logged without the rows' values: clients' addresses.
+    (failed,) = [e for e in logged if e["event"] == "recording.write_failed"]
+    assert "installs" in failed["error"]
+    assert "a2000" not in failed["error"] and "RPi2" not in failed["error"]
 
 
 async def test_queue_is_bounded_and_counts_what_it_drops(engine: Any) -> None:

@@ -293,13 +293,21 @@ rollouts = sa.Table(
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite gets a busy timeout and WAL journaling."""
+    """An async engine for ``url``; SQLite gets a busy timeout and WAL journaling.
+
+    Errors leave out the statement's parameters: they are devices' serials and
+    addresses, and they would go to the log with the error.
+    """
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, hide_parameters=True
+        )
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_recycle=3600)
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_recycle=3600, hide_parameters=True
+    )
 
 
 def _ensure_sqlite_dir(url: str) -> None:
