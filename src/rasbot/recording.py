@@ -30,6 +30,13 @@ TABLES: Mapping[str, sa.Table] = {
     table.name: table
     for table in (db.update_checks, db.updates_staged, db.installs, db.downloads)
 }
+#: The columns of a recorded row, in the order its values are queued: every
+#: column but the generated key. A queued row is a tuple, a third smaller than
+#: the dict it was recorded from.
+COLUMNS: Mapping[str, tuple[str, ...]] = {
+    name: tuple(c.name for c in table.columns if not c.primary_key)
+    for name, table in TABLES.items()
+}
 
 
 @dataclass(frozen=True)
@@ -42,28 +49,33 @@ class _Insert:
     """
 
     sql: str
-    columns: tuple[str, ...]
+    #: Where each of the statement's parameters is in a queued row, or None
+    #: when they are in the same order.
+    places: tuple[int, ...] | None
     #: The dialect's conversions of values (SQLite's of datetimes), by position.
     convert: tuple[tuple[int, Callable[[Any], Any]], ...]
 
     @classmethod
     def of(cls, table: sa.Table, dialect: Dialect) -> _Insert:
-        names = [column.name for column in table.columns if not column.primary_key]
+        names = COLUMNS[table.name]
         compiled = sa.insert(table).inline().compile(dialect=dialect, column_keys=names)
         # Every supported driver takes positional parameters (?, %s or $n).
         columns = tuple(compiled.positiontup or ())
         assert sorted(columns) == sorted(names), compiled.string
+        places = None if columns == names else tuple(map(names.index, columns))
         convert = []
         for index, name in enumerate(columns):
             column_type = table.c[name].type.dialect_impl(dialect)
             processor = column_type.bind_processor(dialect)
             if processor is not None:
                 convert.append((index, _faster(processor)))
-        return cls(compiled.string, columns, tuple(convert))
+        return cls(compiled.string, places, tuple(convert))
 
-    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The row's values in the statement's order, converted."""
-        values = [row.get(name) for name in self.columns]
+    def values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A queued row's values in the statement's order, converted."""
+        if self.places is None and not self.convert:
+            return row
+        values = list(row) if self.places is None else [row[i] for i in self.places]
         for index, convert in self.convert:
             values[index] = convert(values[index])
         return tuple(values)
@@ -111,7 +123,7 @@ class Recorder:
     ) -> None:
         self._engine = engine
         self._inserts: dict[tuple[Dialect, str], _Insert] = {}
-        self._rows: deque[tuple[str, dict[str, Any]]] = deque()
+        self._rows: deque[tuple[str, tuple[Any, ...]]] = deque()
         self._max_rows = max_rows
         self._flush_seconds = flush_seconds
         self._wake = asyncio.Event()
@@ -128,12 +140,16 @@ class Recorder:
         return len(self._rows)
 
     def record(self, table: str, **row: Any) -> None:
-        """Queue one row for ``table``; never blocks, never raises for a full queue."""
+        """Queue one row for ``table``; never blocks, never raises for a full queue.
+
+        Columns left out are NULL; ``at`` is now unless given.
+        """
         row.setdefault("at", datetime.now(UTC))
+        values = tuple(map(row.get, COLUMNS[table]))
         if len(self._rows) >= self._max_rows:
             self._rows.popleft()
             self.dropped += 1
-        self._rows.append((table, row))
+        self._rows.append((table, values))
         if len(self._rows) >= _TRANSACTION_ROWS:
             self._wake.set()
 
@@ -190,8 +206,8 @@ class Recorder:
             self.written += len(batch)
         return True
 
-    async def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        by_table: dict[str, list[Mapping[str, Any]]] = {}
+    async def _write(self, batch: list[tuple[str, tuple[Any, ...]]]) -> None:
+        by_table: dict[str, list[tuple[Any, ...]]] = {}
         for table, row in batch:
             by_table.setdefault(table, []).append(row)
         async with self._engine.begin() as conn:
