@@ -49,9 +49,6 @@ class _Insert:
     """
 
     sql: str
-    #: Where each of the statement's parameters is in a queued row, or None
-    #: when they are in the same order.
-    places: tuple[int, ...] | None
     #: The dialect's conversions of values (SQLite's of datetimes), by position.
     convert: tuple[tuple[int, Callable[[Any], Any]], ...]
 
@@ -59,23 +56,23 @@ class _Insert:
     def of(cls, table: sa.Table, dialect: Dialect) -> _Insert:
         names = COLUMNS[table.name]
         compiled = sa.insert(table).inline().compile(dialect=dialect, column_keys=names)
-        # Every supported driver takes positional parameters (?, %s or $n).
+        # Every supported driver takes positional parameters (?, %s or $n), in
+        # the order of the columns, which is the order of a queued row's values.
         columns = tuple(compiled.positiontup or ())
-        assert sorted(columns) == sorted(names), compiled.string
-        places = None if columns == names else tuple(map(names.index, columns))
+        assert columns == names, compiled.string
         convert = []
         for index, name in enumerate(columns):
             column_type = table.c[name].type.dialect_impl(dialect)
             processor = column_type.bind_processor(dialect)
             if processor is not None:
                 convert.append((index, _faster(processor)))
-        return cls(compiled.string, places, tuple(convert))
+        return cls(compiled.string, tuple(convert))
 
     def values(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        """A queued row's values in the statement's order, converted."""
-        if self.places is None and not self.convert:
+        """A queued row's values, converted for the driver."""
+        if not self.convert:
             return row
-        values = list(row) if self.places is None else [row[i] for i in self.places]
+        values = list(row)
         for index, convert in self.convert:
             values[index] = convert(values[index])
         return tuple(values)
