@@ -363,7 +363,7 @@ class DeviceEndpoints:
     ) -> Answer:
         try:
             return answer(self._services(), DeviceRequest.from_scope(scope))
-        except (BadRequest, NoCatalog) as exc:
+        except HTTPException as exc:  # BadRequest, NoCatalog
             return Answer(f"{exc.detail}\n".encode(), TEXT, exc.status_code)
         except Exception as exc:
             self._error(scope["path"], exc)
