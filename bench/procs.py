@@ -67,10 +67,16 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     total = 0
     for pid in pids:
         with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])
+            total += _stat(Path(f"/proc/{pid}/stat"))[1]
     return total / _TICKS
+
+
+def _stat(path: Path) -> tuple[str, int]:
+    """A process's or thread's name and its user plus system CPU ticks."""
+    stat = path.read_text()
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return name, int(fields[11]) + int(fields[12])
 
 
 #: Where a server's CPU time goes, by kind of thread (see `thread_cpu_seconds`).
@@ -90,11 +96,8 @@ def thread_cpu_seconds(pids: Sequence[int]) -> dict[str, float]:
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{pid}/task").iterdir():
                 with contextlib.suppress(OSError):
-                    stat = (task / "stat").read_text()
-                    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-                    fields = stat[stat.rindex(")") + 2 :].split()
-                    kind = _thread_kind(int(task.name) == pid, name)
-                    totals[kind] += int(fields[11]) + int(fields[12])
+                    name, ticks = _stat(task / "stat")
+                    totals[_thread_kind(int(task.name) == pid, name)] += ticks
     return {kind: ticks / _TICKS for kind, ticks in totals.items()}
 
 
