@@ -124,15 +124,42 @@ def _staged(names: list[str], w: Window) -> sa.Subquery:
     )
 
 
+def _checks_by_staged(staged: sa.Subquery, w: Window) -> list[sa.ColumnElement[bool]]:
+    """The window's update checks by devices that staged the release.
+
+    They are found by time, then by serial: ``update_checks`` has no index led by
+    the serial, whose upkeep would cost every recorded check a write at a random
+    place. A device's checks after its staging are all within the window.
+    """
+    checks = db.update_checks
+    return [
+        checks.c.at >= w.start,
+        checks.c.at < w.end,
+        checks.c.serial.in_(sa.select(staged.c.serial)),
+    ]
+
+
 async def _confirming_versions(
     conn: AsyncConnection, staged: sa.Subquery, release: Release, w: Window
 ) -> list[str]:
     """Versions the staged devices reported afterwards that are the release."""
     checks = db.update_checks
+    # A device reported a version after its staging when its last check from that
+    # version came at or after the staging.
+    last = (
+        sa.select(
+            checks.c.serial,
+            checks.c.client_version,
+            sa.func.max(checks.c.at).label("at"),
+        )
+        .where(*_checks_by_staged(staged, w))
+        .group_by(checks.c.serial, checks.c.client_version)
+        .subquery("last")
+    )
     query = (
-        sa.select(checks.c.client_version)
-        .select_from(checks.join(staged, checks.c.serial == staged.c.serial))
-        .where(checks.c.at >= staged.c.staged_at, checks.c.at < w.end)
+        sa.select(last.c.client_version)
+        .select_from(last.join(staged, last.c.serial == staged.c.serial))
+        .where(last.c.at >= staged.c.staged_at)
         .distinct()
     )
     found = (await conn.execute(query)).scalars()
@@ -143,22 +170,28 @@ async def _staged_counts(
     conn: AsyncConnection, staged: sa.Subquery, confirming: list[str], w: Window
 ) -> Iterable[Any]:
     checks = db.update_checks
+    # Each staged device's last check from the release.
+    back = (
+        sa.select(checks.c.serial, sa.func.max(checks.c.at).label("at"))
+        .where(*_checks_by_staged(staged, w), checks.c.client_version.in_(confirming))
+        .group_by(checks.c.serial)
+        .subquery("back")
+    )
     # At or after: MySQL keeps whole seconds, and the check that led to the staging
     # reported the old version anyway.
-    came_back = sa.exists().where(
-        checks.c.serial == staged.c.serial,
-        checks.c.at >= staged.c.staged_at,
-        checks.c.at < w.end,
-        checks.c.client_version.in_(confirming),
-    )
+    came_back = sa.and_(back.c.at.is_not(None), back.c.at >= staged.c.staged_at)
     judged = staged.c.staged_at < w.judged_before
-    query = sa.select(
-        staged.c.device,
-        sa.func.count().label("staged"),
-        _count_if(came_back).label("confirmed"),
-        _count_if(judged).label("judged"),
-        _count_if(sa.and_(judged, ~came_back)).label("missing"),
-    ).group_by(staged.c.device)
+    query = (
+        sa.select(
+            staged.c.device,
+            sa.func.count().label("staged"),
+            _count_if(came_back).label("confirmed"),
+            _count_if(judged).label("judged"),
+            _count_if(sa.and_(judged, ~came_back)).label("missing"),
+        )
+        .select_from(staged.outerjoin(back, back.c.serial == staged.c.serial))
+        .group_by(staged.c.device)
+    )
     return (await conn.execute(query)).all()
 
 
