@@ -67,7 +67,6 @@ COUNTS_SQL = (
     "kind, download_count, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SECONDARY_INDEXES = {
-    "ix_update_checks_serial_at": "update_checks (serial, at)",
     "ix_update_checks_at_serial": "update_checks (at, serial)",
 }
 

@@ -390,8 +390,8 @@ def _window(
     """Rows from ``start`` (None: the first) up to ``end`` (None: now)."""
     if start is None and end is None:
         return []
-    # Both bounds, even for "until now": SQLite's planner takes a one-sided range
-    # for most of the table and scans the (serial, at) index instead.
+    # Both bounds, even for "until now": a range SQLite's planner reads from the
+    # (at, serial) index whatever other indexes the table has.
     end = end or utc_now() + _DAY
     where = [table.c.at < _utc(end)]
     if start is not None:
