@@ -387,15 +387,12 @@ def _in(column: sa.ColumnElement[date], period: Period) -> sa.ColumnElement[bool
 def _window(
     table: sa.Table, start: datetime | None, end: datetime | None
 ) -> list[sa.ColumnElement[bool]]:
-    """Rows from ``start`` (None: the first) up to ``end`` (None: now)."""
-    if start is None and end is None:
-        return []
-    # Both bounds, even for "until now": a range SQLite's planner reads from the
-    # (at, serial) index whatever other indexes the table has.
-    end = end or utc_now() + _DAY
-    where = [table.c.at < _utc(end)]
+    """Rows from ``start`` (None: the first) up to ``end`` (None: the last)."""
+    where: list[sa.ColumnElement[bool]] = []
     if start is not None:
         where.append(table.c.at >= _utc(start))
+    if end is not None:
+        where.append(table.c.at < _utc(end))
     return where
 
 
