@@ -11,22 +11,26 @@ From the recorded requests, over a time window:
 
 The versions clients report are matched to the release as the feed does (builds
 of a release count as the release), in Python, on the few distinct values found;
-everything else is counted in the database, with the same SQLAlchemy Core on
-SQLite, MariaDB and PostgreSQL.
+the staged devices are matched to their last checks from the release in Python
+too (see `_staged_counts`); everything else is counted in the database, with the
+same SQLAlchemy Core on SQLite, MariaDB and PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rasbot import db
 from rasbot.catalog import Release
+from rasbot.clock import as_utc
 from rasbot.rollout import is_build_of
 from rasbot.versions import parse_client_version
 
@@ -78,19 +82,19 @@ async def release_health(
     counts: dict[str, dict[str, int]] = {}
     async with engine.connect() as conn:
         names = await _reported(conn, db.updates_staged, "version", release, window)
-        staged = _staged(names, window)
-        confirming = await _confirming_versions(conn, staged, release, window)
-        _merge(counts, await _staged_counts(conn, staged, confirming, window))
+        _merge(counts, await _staged_counts(conn, names, release, window))
         _merge(counts, await _offered(conn, release, window))
         crashed = await _reported(conn, db.crashes, "version", release, window)
         _merge(counts, await _crashes(conn, crashed, window))
     return {device: Health(device, **found) for device, found in sorted(counts.items())}
 
 
-def _merge(counts: dict[str, dict[str, int]], rows: Iterable[Any]) -> None:
+def _merge(
+    counts: dict[str, dict[str, int]], rows: Iterable[Mapping[Any, Any]]
+) -> None:
     for row in rows:
-        found = counts.setdefault(row.device or UNKNOWN_DEVICE, {})
-        for name, value in row._mapping.items():
+        found = counts.setdefault(row["device"] or UNKNOWN_DEVICE, {})
+        for name, value in row.items():
             if name != "device":
                 found[name] = found.get(name, 0) + int(value or 0)
 
@@ -108,7 +112,7 @@ async def _reported(
     return [t for t in found if t and is_build_of(parse_client_version(t), release)]
 
 
-def _staged(names: list[str], w: Window) -> sa.Subquery:
+def _staged(names: list[str], w: Window) -> sa.Select[Any]:
     """Each device that staged the release: its type and first staging."""
     table = db.updates_staged
     return (
@@ -120,86 +124,62 @@ def _staged(names: list[str], w: Window) -> sa.Subquery:
         .where(table.c.version.in_(names), table.c.serial.is_not(None))
         .where(table.c.at >= w.start, table.c.at < w.end)
         .group_by(table.c.serial)
-        .subquery("staged")
     )
 
 
-def _checks_by_staged(staged: sa.Subquery, w: Window) -> list[sa.ColumnElement[bool]]:
-    """The window's update checks by devices that staged the release.
-
-    They are found by time, then by serial: ``update_checks`` has no index led by
-    the serial, whose upkeep would cost every recorded check a write at a random
-    place. A device's checks after its staging are all within the window.
-    """
+async def _last_checks(
+    conn: AsyncConnection, versions: list[str], w: Window
+) -> dict[str, datetime]:
+    """Each device's last update check in the window from one of ``versions``."""
+    if not versions:
+        return {}
     checks = db.update_checks
-    return [
-        checks.c.at >= w.start,
-        checks.c.at < w.end,
-        checks.c.serial.in_(sa.select(staged.c.serial)),
-    ]
-
-
-async def _confirming_versions(
-    conn: AsyncConnection, staged: sa.Subquery, release: Release, w: Window
-) -> list[str]:
-    """Versions the staged devices reported afterwards that are the release."""
-    checks = db.update_checks
-    # A device reported a version after its staging when its last check from that
-    # version came at or after the staging.
-    last = (
-        sa.select(
-            checks.c.serial,
-            checks.c.client_version,
-            sa.func.max(checks.c.at).label("at"),
-        )
-        .where(*_checks_by_staged(staged, w))
-        .group_by(checks.c.serial, checks.c.client_version)
-        .subquery("last")
-    )
     query = (
-        sa.select(last.c.client_version)
-        .select_from(last.join(staged, last.c.serial == staged.c.serial))
-        .where(last.c.at >= staged.c.staged_at)
-        .distinct()
+        sa.select(checks.c.serial, sa.func.max(checks.c.at))
+        .where(checks.c.at >= w.start, checks.c.at < w.end)
+        .where(checks.c.client_version.in_(versions), checks.c.serial.is_not(None))
+        .group_by(checks.c.serial)
     )
-    found = (await conn.execute(query)).scalars()
-    return [t for t in found if t and is_build_of(parse_client_version(t), release)]
+    return {serial: as_utc(at) for serial, at in await conn.execute(query)}
 
 
 async def _staged_counts(
-    conn: AsyncConnection, staged: sa.Subquery, confirming: list[str], w: Window
-) -> Iterable[Any]:
-    checks = db.update_checks
-    # Each staged device's last check from the release.
-    back = (
-        sa.select(checks.c.serial, sa.func.max(checks.c.at).label("at"))
-        .where(*_checks_by_staged(staged, w), checks.c.client_version.in_(confirming))
-        .group_by(checks.c.serial)
-        .subquery("back")
-    )
-    # At or after: MySQL keeps whole seconds, and the check that led to the staging
-    # reported the old version anyway.
-    came_back = sa.and_(back.c.at.is_not(None), back.c.at >= staged.c.staged_at)
-    judged = staged.c.staged_at < w.judged_before
-    query = (
-        sa.select(
-            staged.c.device,
-            sa.func.count().label("staged"),
-            _count_if(came_back).label("confirmed"),
-            _count_if(judged).label("judged"),
-            _count_if(sa.and_(judged, ~came_back)).label("missing"),
+    conn: AsyncConnection, names: list[str], release: Release, w: Window
+) -> list[dict[str, Any]]:
+    """Staged, confirmed, judged and missing devices per device type.
+
+    The staged devices and the devices' last checks from the release are read
+    apart and matched here. ``update_checks`` has no index led by the serial (its
+    upkeep would cost every recorded check a write at a random place), so the
+    database could match them only by a hash join, and a planner that misjudges
+    the rows of a new release (PostgreSQL before it has analyzed them) picks a
+    nested loop instead: the window's checks read once per staged device.
+    """
+    staged = (await conn.execute(_staged(names, w))).all()
+    if not staged:
+        return []
+    confirming = await _reported(conn, db.update_checks, "client_version", release, w)
+    back = await _last_checks(conn, confirming, w)
+    counts: dict[str, Counter[str]] = {}
+    for serial, device, first in staged:
+        staged_at = as_utc(first)
+        # At or after: MySQL keeps whole seconds, and the check that led to the
+        # staging reported the old version anyway.
+        came_back = serial in back and back[serial] >= staged_at
+        judged = staged_at < w.judged_before
+        found = counts.setdefault(device, Counter())
+        found.update(
+            staged=1,
+            confirmed=came_back,
+            judged=judged,
+            missing=judged and not came_back,
         )
-        .select_from(staged.outerjoin(back, back.c.serial == staged.c.serial))
-        .group_by(staged.c.device)
-    )
-    return (await conn.execute(query)).all()
+    return [{"device": device, **found} for device, found in counts.items()]
 
 
-def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.func.sum(sa.case((condition, 1), else_=0))
-
-
-async def _offered(conn: AsyncConnection, release: Release, w: Window) -> Iterable[Any]:
+async def _offered(
+    conn: AsyncConnection, release: Release, w: Window
+) -> Sequence[RowMapping]:
     checks = db.update_checks
     query = (
         sa.select(
@@ -210,12 +190,12 @@ async def _offered(conn: AsyncConnection, release: Release, w: Window) -> Iterab
         .where(checks.c.at >= w.start, checks.c.at < w.end)
         .group_by(checks.c.device)
     )
-    return (await conn.execute(query)).all()
+    return (await conn.execute(query)).mappings().all()
 
 
 async def _crashes(
     conn: AsyncConnection, versions: list[str], w: Window
-) -> Iterable[Any]:
+) -> Sequence[RowMapping]:
     table = db.crashes
     query = (
         sa.select(table.c.device, sa.func.count().label("crashes"))
@@ -223,7 +203,7 @@ async def _crashes(
         .where(table.c.at >= w.start, table.c.at < w.end)
         .group_by(table.c.device)
     )
-    return (await conn.execute(query)).all()
+    return (await conn.execute(query)).mappings().all()
 
 
 def totals(health: Iterable[Health], device: str = "all") -> Health:
