@@ -25,12 +25,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from bench.make_stats_data import RELEASES  # noqa: E402
 from rasbot import charts, db, retention, statsreport  # noqa: E402
 from rasbot.catalog import Catalog, Release  # noqa: E402
+from rasbot.rollouthealth import Window, release_health  # noqa: E402
 from rasbot.stats import BY_PLATFORM, Period, Stats  # noqa: E402
 from rasbot.versions import parse_version  # noqa: E402
 
@@ -65,13 +68,18 @@ def catalog() -> Catalog:
     return Catalog(tuple(releases), ())
 
 
-def queries(stats: Stats, releases: Catalog) -> dict[str, Query]:
-    """What the dashboard, chat, the CLI and /json/stats ask."""
+def queries(engine: AsyncEngine, releases: Catalog) -> dict[str, Query]:
+    """What the dashboard, chat, the CLI, /json/stats and the rollout watch ask."""
+    stats = Stats(engine)
     now = datetime.now(UTC)
     newest, older = releases.releases[0], releases.releases[2]
 
     def last(days: int) -> Period:
         return Period.last(days)
+
+    def health(days: int) -> Query:
+        window = Window(now - timedelta(days), now)
+        return lambda: release_health(engine, newest, window)
 
     async def chart() -> bytes:
         found = await statsreport.chart("active", stats, releases, last(365))
@@ -109,13 +117,20 @@ def queries(stats: Stats, releases: Catalog) -> dict[str, Query]:
             stats, releases, 30
         ),
         "chart: active per day, 365 days": chart,
+        f"rollout health of {newest.name}, 1 day": health(1),
+        f"rollout health of {newest.name}, 7 days": health(7),
+        f"rollout health of {newest.name}, 30 days": health(30),
     }
 
 
-async def time_all(stats: Stats, releases: Catalog) -> dict[str, dict[str, float]]:
-    """First and median seconds of each query."""
+async def time_all(
+    engine: AsyncEngine, releases: Catalog, match: str
+) -> dict[str, dict[str, float]]:
+    """First and median seconds of each query whose name contains ``match``."""
     timings = {}
-    for name, query in queries(stats, releases).items():
+    for name, query in queries(engine, releases).items():
+        if match not in name:
+            continue
         seconds = []
         for _ in range(RUNS):
             started = time.perf_counter()
@@ -152,15 +167,15 @@ def rows(path: Path) -> dict[str, int]:
     return found
 
 
-async def run(path: Path, keep_days: int) -> dict[str, Any]:
+async def run(path: Path, keep_days: int, match: str) -> dict[str, Any]:
     """Everything measured, as a JSON-ready document."""
     engine = db.create_engine(f"sqlite+aiosqlite:///{path}")
-    stats, releases = Stats(engine), catalog()
+    releases = catalog()
     report: dict[str, Any] = {"database": str(path), "rows_before": rows(path)}
     report["size_mib_before"] = size_mib(path)
     print(f"{path}: {report['size_mib_before']:,.0f} MiB, {report['rows_before']}")
     print(f"  {'query (raw rows only)':40} {'first':>10} {'median':>10}")
-    report["before"] = await time_all(stats, releases)
+    report["before"] = await time_all(engine, releases, match)
 
     started = time.perf_counter()
     done = await retention.compact(engine, keep_days)
@@ -173,7 +188,7 @@ async def run(path: Path, keep_days: int) -> dict[str, Any]:
     }
     print(f"compacted in {report['compact_seconds']:.1f} s: {report['compaction']}")
     print(f"  {'query (compacted)':40} {'first':>10} {'median':>10}")
-    report["after"] = await time_all(stats, releases)
+    report["after"] = await time_all(engine, releases, match)
     await engine.dispose()
 
     report["size_mib_after_compact"] = size_mib(path)
@@ -193,9 +208,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("path", type=Path, help="database from make_stats_data.py")
     parser.add_argument("--keep-days", type=int, default=400)
+    parser.add_argument(
+        "--match", default="", help="time only the queries whose name contains this"
+    )
     args = parser.parse_args()
 
-    report = asyncio.run(run(args.path, args.keep_days))
+    report = asyncio.run(run(args.path, args.keep_days, args.match))
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"stats-{stamp}.json"
