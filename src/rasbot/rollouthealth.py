@@ -11,14 +11,12 @@ From the recorded requests, over a time window:
 
 The versions clients report are matched to the release as the feed does (builds
 of a release count as the release), in Python, on the few distinct values found;
-the staged devices are matched to their last checks from the release in Python
-too (see `_staged_counts`); everything else is counted in the database, with the
-same SQLAlchemy Core on SQLite, MariaDB and PostgreSQL.
+everything else is counted in the database, with the same SQLAlchemy Core on
+SQLite, MariaDB and PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -30,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rasbot import db
 from rasbot.catalog import Release
-from rasbot.clock import as_utc
 from rasbot.rollout import is_build_of
 from rasbot.versions import parse_client_version
 
@@ -112,69 +109,71 @@ async def _reported(
     return [t for t in found if t and is_build_of(parse_client_version(t), release)]
 
 
-def _staged(names: list[str], w: Window) -> sa.Select[Any]:
-    """Each device that staged the release: its type and first staging."""
-    table = db.updates_staged
-    return (
-        sa.select(
-            table.c.serial,
-            sa.func.max(table.c.device).label("device"),
-            sa.func.min(table.c.at).label("staged_at"),
-        )
-        .where(table.c.version.in_(names), table.c.serial.is_not(None))
-        .where(table.c.at >= w.start, table.c.at < w.end)
-        .group_by(table.c.serial)
-    )
-
-
-async def _last_checks(
-    conn: AsyncConnection, versions: list[str], w: Window
-) -> dict[str, datetime]:
-    """Each device's last update check in the window from one of ``versions``."""
-    if not versions:
-        return {}
-    checks = db.update_checks
-    query = (
-        sa.select(checks.c.serial, sa.func.max(checks.c.at))
-        .where(checks.c.at >= w.start, checks.c.at < w.end)
-        .where(checks.c.client_version.in_(versions), checks.c.serial.is_not(None))
-        .group_by(checks.c.serial)
-    )
-    return {serial: as_utc(at) for serial, at in await conn.execute(query)}
-
-
 async def _staged_counts(
     conn: AsyncConnection, names: list[str], release: Release, w: Window
-) -> list[dict[str, Any]]:
+) -> Sequence[RowMapping]:
     """Staged, confirmed, judged and missing devices per device type.
 
-    The staged devices and the devices' last checks from the release are read
-    apart and matched here. ``update_checks`` has no index led by the serial (its
-    upkeep would cost every recorded check a write at a random place), so the
-    database could match them only by a hash join, and a planner that misjudges
-    the rows of a new release (PostgreSQL before it has analyzed them) picks a
-    nested loop instead: the window's checks read once per staged device.
+    Each device's first staging and its last check from the release are found in
+    one pass over both tables' rows in the window, grouped by serial, with no join:
+    ``update_checks`` has no index led by the serial (its upkeep would cost every
+    recorded check a write at a random place), and a join of the two would be
+    only as good as the planner's guess of how many devices staged a new release
+    (PostgreSQL, before it has analyzed them, guessed one and read the window's
+    checks once per staged device).
     """
-    staged = (await conn.execute(_staged(names, w))).all()
-    if not staged:
+    if not names:
         return []
     confirming = await _reported(conn, db.update_checks, "client_version", release, w)
-    back = await _last_checks(conn, confirming, w)
-    counts: dict[str, Counter[str]] = {}
-    for serial, device, first in staged:
-        staged_at = as_utc(first)
-        # At or after: MySQL keeps whole seconds, and the check that led to the
-        # staging reported the old version anyway.
-        came_back = serial in back and back[serial] >= staged_at
-        judged = staged_at < w.judged_before
-        found = counts.setdefault(device, Counter())
-        found.update(
-            staged=1,
-            confirmed=came_back,
-            judged=judged,
-            missing=judged and not came_back,
+    staged, checks = db.updates_staged, db.update_checks
+    no_time = sa.cast(sa.null(), db.UtcDateTime)
+    seen = sa.union_all(
+        sa.select(
+            staged.c.serial,
+            staged.c.device,
+            staged.c.at.label("staged_at"),
+            no_time.label("back_at"),
         )
-    return [{"device": device, **found} for device, found in counts.items()]
+        .where(staged.c.version.in_(names), staged.c.serial.is_not(None))
+        .where(staged.c.at >= w.start, staged.c.at < w.end),
+        sa.select(
+            checks.c.serial,
+            sa.cast(sa.null(), staged.c.device.type),
+            no_time,
+            checks.c.at,
+        )
+        .where(checks.c.client_version.in_(confirming), checks.c.serial.is_not(None))
+        .where(checks.c.at >= w.start, checks.c.at < w.end),
+    ).subquery("seen")
+    first_staged = sa.func.min(seen.c.staged_at)
+    device = (
+        sa.select(
+            sa.func.max(seen.c.device).label("device"),
+            first_staged.label("staged_at"),
+            sa.func.max(seen.c.back_at).label("back_at"),
+        )
+        .group_by(seen.c.serial)
+        .having(first_staged.is_not(None))
+        .subquery("device")
+    )
+    # At or after: MySQL keeps whole seconds, and the check that led to the staging
+    # reported the old version anyway.
+    came_back = sa.and_(
+        device.c.back_at.is_not(None), device.c.back_at >= device.c.staged_at
+    )
+    judged = device.c.staged_at < w.judged_before
+    query = sa.select(
+        device.c.device,
+        sa.func.count().label("staged"),
+        _count_if(came_back).label("confirmed"),
+        _count_if(judged).label("judged"),
+        _count_if(sa.and_(judged, ~came_back)).label("missing"),
+    ).group_by(device.c.device)
+    return (await conn.execute(query)).mappings().all()
+
+
+def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
 async def _offered(
