@@ -171,3 +171,24 @@ async def test_each_device_type_is_counted_apart_and_each_device_once(
         "RPi": Health("RPi", staged=1, judged=1, confirmed=1, missing=0),
         "RPi2": Health("RPi2", staged=2, judged=2, confirmed=1, missing=1),
     }
+
+
+async def test_serials_that_differ_only_in_case_never_make_a_returned_device_missing(
+    engine: AsyncEngine,
+) -> None:
+    # MariaDB compares serials without regard to case and counts these as one
+    # device; SQLite and PostgreSQL as two. Each came back under its own serial.
+    await insert(
+        engine, db.updates_staged, [staged(hours(1), "abc"), staged(hours(1.5), "ABC")]
+    )
+    await insert(
+        engine,
+        db.update_checks,
+        [check(hours(3), "ABC", "1.7.1"), check(hours(4), "abc", "1.7.1")],
+    )
+
+    found = (await health(engine))["RPi2"]
+    assert found.staged in (1, 2)
+    assert found == Health(
+        "RPi2", staged=found.staged, judged=found.staged, confirmed=found.staged
+    )
