@@ -146,7 +146,7 @@ async def _staged_counts(
         .where(checks.c.at >= w.start, checks.c.at < w.end),
     ).subquery("seen")
     first_staged = sa.func.min(seen.c.staged_at)
-    device = (
+    per_device = (
         sa.select(
             sa.func.max(seen.c.device).label("device"),
             first_staged.label("staged_at"),
@@ -154,21 +154,22 @@ async def _staged_counts(
         )
         .group_by(seen.c.serial)
         .having(first_staged.is_not(None))
-        .subquery("device")
+        .subquery("per_device")
     )
     # At or after: MySQL keeps whole seconds, and the check that led to the staging
     # reported the old version anyway.
     came_back = sa.and_(
-        device.c.back_at.is_not(None), device.c.back_at >= device.c.staged_at
+        per_device.c.back_at.is_not(None),
+        per_device.c.back_at >= per_device.c.staged_at,
     )
-    judged = device.c.staged_at < w.judged_before
+    judged = per_device.c.staged_at < w.judged_before
     query = sa.select(
-        device.c.device,
+        per_device.c.device,
         sa.func.count().label("staged"),
         _count_if(came_back).label("confirmed"),
         _count_if(judged).label("judged"),
         _count_if(sa.and_(judged, ~came_back)).label("missing"),
-    ).group_by(device.c.device)
+    ).group_by(per_device.c.device)
     return (await conn.execute(query)).mappings().all()
 
 
