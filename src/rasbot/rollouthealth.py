@@ -17,13 +17,12 @@ SQLite, MariaDB and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from rasbot import db
@@ -86,12 +85,10 @@ async def release_health(
     return {device: Health(device, **found) for device, found in sorted(counts.items())}
 
 
-def _merge(
-    counts: dict[str, dict[str, int]], rows: Iterable[Mapping[Any, Any]]
-) -> None:
+def _merge(counts: dict[str, dict[str, int]], rows: Iterable[Any]) -> None:
     for row in rows:
-        found = counts.setdefault(row["device"] or UNKNOWN_DEVICE, {})
-        for name, value in row.items():
+        found = counts.setdefault(row.device or UNKNOWN_DEVICE, {})
+        for name, value in row._mapping.items():
             if name != "device":
                 found[name] = found.get(name, 0) + int(value or 0)
 
@@ -111,20 +108,39 @@ async def _reported(
 
 async def _staged_counts(
     conn: AsyncConnection, names: list[str], release: Release, w: Window
-) -> Sequence[RowMapping]:
-    """Staged, confirmed, judged and missing devices per device type.
+) -> Iterable[Any]:
+    """Staged, confirmed, judged and missing devices per device type."""
+    if not names:
+        return []
+    confirming = await _reported(conn, db.update_checks, "client_version", release, w)
+    device = _staged_devices(names, confirming, w)
+    # At or after: MySQL keeps whole seconds, and the check that led to the staging
+    # reported the old version anyway.
+    came_back = sa.and_(
+        device.c.back_at.is_not(None), device.c.back_at >= device.c.staged_at
+    )
+    judged = device.c.staged_at < w.judged_before
+    query = sa.select(
+        device.c.device,
+        sa.func.count().label("staged"),
+        _count_if(came_back).label("confirmed"),
+        _count_if(judged).label("judged"),
+        _count_if(sa.and_(judged, ~came_back)).label("missing"),
+    ).group_by(device.c.device)
+    return (await conn.execute(query)).all()
 
-    Each device's first staging and its last check from the release are found in
-    one pass over both tables' rows in the window, grouped by serial, with no join:
+
+def _staged_devices(names: list[str], confirming: list[str], w: Window) -> sa.Subquery:
+    """Each device that staged one of ``names``: type, first staging, last check.
+
+    The last check is its latest reporting one of ``confirming``, NULL if none.
+    Both tables' rows in the window are grouped by serial in one pass, with no join:
     ``update_checks`` has no index led by the serial (its upkeep would cost every
     recorded check a write at a random place), and a join of the two would be
     only as good as the planner's guess of how many devices staged a new release
     (PostgreSQL, before it has analyzed them, guessed one and read the window's
     checks once per staged device).
     """
-    if not names:
-        return []
-    confirming = await _reported(conn, db.update_checks, "client_version", release, w)
     staged, checks = db.updates_staged, db.update_checks
     no_time = sa.cast(sa.null(), db.UtcDateTime)
     seen = sa.union_all(
@@ -146,7 +162,7 @@ async def _staged_counts(
         .where(checks.c.at >= w.start, checks.c.at < w.end),
     ).subquery("seen")
     first_staged = sa.func.min(seen.c.staged_at)
-    per_device = (
+    return (
         sa.select(
             sa.func.max(seen.c.device).label("device"),
             first_staged.label("staged_at"),
@@ -154,32 +170,15 @@ async def _staged_counts(
         )
         .group_by(seen.c.serial)
         .having(first_staged.is_not(None))
-        .subquery("per_device")
+        .subquery("staged_device")
     )
-    # At or after: MySQL keeps whole seconds, and the check that led to the staging
-    # reported the old version anyway.
-    came_back = sa.and_(
-        per_device.c.back_at.is_not(None),
-        per_device.c.back_at >= per_device.c.staged_at,
-    )
-    judged = per_device.c.staged_at < w.judged_before
-    query = sa.select(
-        per_device.c.device,
-        sa.func.count().label("staged"),
-        _count_if(came_back).label("confirmed"),
-        _count_if(judged).label("judged"),
-        _count_if(sa.and_(judged, ~came_back)).label("missing"),
-    ).group_by(per_device.c.device)
-    return (await conn.execute(query)).mappings().all()
 
 
 def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
     return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
-async def _offered(
-    conn: AsyncConnection, release: Release, w: Window
-) -> Sequence[RowMapping]:
+async def _offered(conn: AsyncConnection, release: Release, w: Window) -> Iterable[Any]:
     checks = db.update_checks
     query = (
         sa.select(
@@ -190,12 +189,12 @@ async def _offered(
         .where(checks.c.at >= w.start, checks.c.at < w.end)
         .group_by(checks.c.device)
     )
-    return (await conn.execute(query)).mappings().all()
+    return (await conn.execute(query)).all()
 
 
 async def _crashes(
     conn: AsyncConnection, versions: list[str], w: Window
-) -> Sequence[RowMapping]:
+) -> Iterable[Any]:
     table = db.crashes
     query = (
         sa.select(table.c.device, sa.func.count().label("crashes"))
@@ -203,7 +202,7 @@ async def _crashes(
         .where(table.c.at >= w.start, table.c.at < w.end)
         .group_by(table.c.device)
     )
-    return (await conn.execute(query)).mappings().all()
+    return (await conn.execute(query)).all()
 
 
 def totals(health: Iterable[Health], device: str = "all") -> Health:
